@@ -1,0 +1,49 @@
+package wire
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+)
+
+type txKey struct{}
+
+// NewID returns a random 128-bit id as 32 hex digits.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// WithTx returns a context that carries the tx id.
+func WithTx(ctx context.Context, tx string) context.Context {
+	return context.WithValue(ctx, txKey{}, tx)
+}
+
+// Tx returns the tx id carried by ctx, or "".
+func Tx(ctx context.Context) string {
+	tx, _ := ctx.Value(txKey{}).(string)
+	return tx
+}
+
+// EnsureTx returns ctx with a tx id, adding a fresh one if it has none, and
+// that id.
+func EnsureTx(ctx context.Context) (context.Context, string) {
+	if tx := Tx(ctx); tx != "" {
+		return ctx, tx
+	}
+	tx := NewID()
+	return WithTx(ctx, tx), tx
+}
+
+// Traceparent returns a W3C traceparent header whose trace id is derived
+// from the tx id (when it is 32 hex digits) and whose span id is fresh.
+func Traceparent(tx string) string {
+	trace := tx
+	if len(trace) != 32 {
+		trace = NewID()
+	}
+	var span [8]byte
+	_, _ = rand.Read(span[:])
+	return "00-" + trace + "-" + hex.EncodeToString(span[:]) + "-01"
+}
