@@ -1,0 +1,74 @@
+// Package bus is patbus's broker abstraction: the one place that talks to
+// RabbitMQ, and an in-memory broker with the same semantics that is the
+// embedded default.
+//
+// # The interface
+//
+// Broker declares exchanges, queues and bindings, publishes with confirms and
+// mandatory returns, and consumes with prefetch and manual acks. rpc, pubsub
+// and workers are written once against it.
+//
+// # Choosing a broker
+//
+// Open returns the RabbitMQ broker for an amqp:// or amqps:// address and the
+// in-memory broker for an empty one.
+//
+// # RabbitMQ: connections
+//
+// Dial opens two connections, one for publishing ("<name>-pub") and one for
+// consuming ("<name>-sub"), so that a broker that blocks publishers (memory
+// or disk alarm) never stalls deliveries and acks. Each has the configured
+// heartbeat, dial timeout and name; amqps:// addresses use TLS 1.2 or later
+// with the host name verified. Several addresses are tried in turn.
+// Passwords are removed from every error and log line.
+//
+// Declarations run on the consuming connection, so exclusive queues belong
+// to the connection their consumers use. A queue declared without a name
+// gets a name chosen by patbus ("patbus.gen-…"), not by the broker, so that
+// it can be declared again under the same name after a reconnect. A
+// refused declaration (ErrPrecondition, ErrNotFound) closes only the
+// declaration channel, which is replaced on the next call.
+//
+// # RabbitMQ: reconnects, generations and confirms
+//
+// patbus owns the reconnection; amqp091-go's automatic recovery is off (it
+// was seen to ack the wrong message after a reconnect and to lose
+// confirms). When a connection closes, a supervisor dials again with
+// exponential backoff and jitter, forever unless WithMaxReconnects says
+// otherwise (the broker then closes itself: calls fail with ErrClosed). On
+// the new consuming connection it first declares again every exchange,
+// queue (exclusive ones too, under the same name) and binding made through
+// the broker and not deleted since; only then do consumers resume, each on
+// a fresh channel, feeding the same Subscription.
+//
+// Every channel gets a generation number, and every Delivery carries the
+// generation of the channel it came on. Delivery tags start again at 1 on
+// each channel, so an ack of an old delivery sent on the new channel could
+// remove a different message. It is never sent: Ack and Nack of a delivery
+// whose generation is not the consumer's current one do nothing and return
+// ErrStaleDelivery (the broker has already requeued that message and will
+// deliver it again). Deliveries of a lost channel not yet received from
+// Deliveries are dropped for the same reason.
+//
+// Publishing uses a pool of channels in confirm mode (WithPublishChannels),
+// each with a bounded window of unconfirmed messages (WithConfirmWindow).
+// Publish returns once the message is written; its Confirmation resolves
+// when the broker answers. A basic.return is matched to its publish by
+// message id (an internal header when MessageID is empty), not by arrival
+// order, and the Confirmation then resolves with *ReturnError when the ack
+// that follows arrives. Every unconfirmed message has a deadline
+// (WithConfirmTimeout): when it passes, or when the channel or connection
+// is lost, the message counts as unconfirmed and is published again on a
+// fresh channel. A Confirmation therefore resolves as confirmed only on a
+// broker ack, and with ErrUnconfirmed only when the broker is closed first;
+// delivery is at least once, so consumers may see a message twice and
+// should deduplicate by message id where that matters. Publishes made while
+// the connection is down, or while RabbitMQ blocks publishers, wait bounded
+// by their context and then fail with ErrDisconnected or ErrBlocked. When a
+// channel is idle and RabbitMQ has not blocked publishers, Publish writes
+// from the caller's goroutine (saving two goroutine hand-offs); otherwise,
+// and always while publishers are blocked, the write happens on the
+// channel's own goroutine, so no Publish waits past its context for a
+// blocked socket. While publishers are blocked, confirm deadlines are
+// suspended.
+package bus

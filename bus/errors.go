@@ -1,0 +1,58 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Errors returned by this package wrap one of them, so
+// callers branch with errors.Is.
+var (
+	// ErrClosed: the broker or subscription has been closed.
+	ErrClosed = errors.New("bus: closed")
+	// ErrNacked: the broker refused the message (for example a queue at its
+	// MaxLength with overflow reject-publish).
+	ErrNacked = errors.New("bus: message nacked by broker")
+	// ErrUnroutable: a Mandatory message matched no queue. The concrete
+	// error is a *ReturnError.
+	ErrUnroutable = errors.New("bus: message unroutable")
+	// ErrUnconfirmed: it is not known whether the broker took the message
+	// (the wait ended, or the connection was lost before the confirm and the
+	// message could not be sent again in time). It may still be delivered.
+	ErrUnconfirmed = errors.New("bus: message unconfirmed")
+	// ErrTooLarge: the message body exceeds the broker's size limit.
+	ErrTooLarge = errors.New("bus: message too large")
+	// ErrBlocked: the broker blocks publishers (memory or disk alarm) and
+	// the publish's context ended while it waited.
+	ErrBlocked = errors.New("bus: publishing blocked by broker")
+	// ErrDisconnected: the connection is down and the call's context ended
+	// while it waited for a reconnect.
+	ErrDisconnected = errors.New("bus: disconnected")
+	// ErrStaleDelivery: the delivery came on a channel that has since been
+	// replaced; the broker has requeued the message already.
+	ErrStaleDelivery = errors.New("bus: stale delivery")
+	// ErrAcknowledged: the delivery was already acked or nacked.
+	ErrAcknowledged = errors.New("bus: delivery already acknowledged")
+	// ErrNotFound: the exchange or queue does not exist.
+	ErrNotFound = errors.New("bus: not found")
+	// ErrPrecondition: a declaration conflicts with an existing one.
+	ErrPrecondition = errors.New("bus: precondition failed")
+	// ErrInvalidConfig: an option or argument is invalid.
+	ErrInvalidConfig = errors.New("bus: invalid configuration")
+)
+
+// ReturnError is how a Confirmation resolves when the broker returned a
+// Mandatory message because no queue was bound for it.
+type ReturnError struct {
+	Exchange  string
+	Key       string
+	ReplyCode int
+	ReplyText string
+}
+
+func (e *ReturnError) Error() string {
+	return fmt.Sprintf("bus: message unroutable: exchange %q key %q: %d %s", e.Exchange, e.Key, e.ReplyCode, e.ReplyText)
+}
+
+// Is reports whether target is ErrUnroutable.
+func (e *ReturnError) Is(target error) bool { return target == ErrUnroutable }

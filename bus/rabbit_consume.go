@@ -1,0 +1,492 @@
+package bus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// subChan is one incarnation of a consumer: its channel, the generation
+// stamped on every delivery it carries, and its notification channels.
+type subChan struct {
+	ch         *amqp.Channel
+	gen        uint64
+	deliveries <-chan amqp.Delivery
+	cancels    <-chan string
+	conn       *connState
+}
+
+// rabbitSub is a consumer of the RabbitMQ broker. One goroutine forwards
+// deliveries from the current channel to out and resubscribes after a
+// reconnect; acks go to the channel of the delivery's generation only.
+type rabbitSub struct {
+	r     *Rabbit
+	queue string
+	opts  ConsumeOptions
+	tag   string
+	out   chan *Delivery
+
+	mu         sync.RWMutex
+	ch         *amqp.Channel // nil while none is open or after Cancel
+	gen        uint64
+	inflight   atomic.Int64
+	idle       chan struct{}
+	cancelReq  chan struct{} // Cancel was called
+	cancelled  sync.Once
+	releaseReq chan struct{} // Cancel's context ended: stop waiting for acks
+	released   sync.Once
+	outOnce    sync.Once
+	stopped    chan struct{} // run returned
+
+	errMu sync.Mutex
+	err   error
+}
+
+var _ Subscription = (*rabbitSub)(nil)
+
+// stop reasons of forward
+const (
+	stopCancel = iota
+	stopClosed
+	stopLost
+	stopServerCancel
+)
+
+// Consume starts a consumer of queue on its own channel of the consuming
+// connection, with basic.qos set to the prefetch. It waits for a connection
+// bounded by ctx. A missing queue gives ErrNotFound. After a reconnect the
+// consumer resumes on a new channel and keeps feeding the same
+// Subscription; deliveries from the old channel are then stale. When the
+// queue is deleted, Deliveries closes and Err wraps ErrNotFound.
+func (r *Rabbit) Consume(ctx context.Context, queue string, opts ConsumeOptions) (Subscription, error) {
+	op := fmt.Sprintf("consume %q", queue)
+	if r.isClosed() {
+		return nil, fmt.Errorf("bus: %s: %w", op, r.errClosed())
+	}
+	if err := checkShort("queue name", queue); err != nil {
+		return nil, fmt.Errorf("bus: %s: %w", op, err)
+	}
+	if err := checkShort("consumer tag", opts.Tag); err != nil {
+		return nil, fmt.Errorf("bus: %s: %w", op, err)
+	}
+	if opts.Prefetch < 0 || opts.Prefetch > 65535 {
+		return nil, fmt.Errorf("bus: %s: %w: prefetch %d out of range 0..65535", op, ErrInvalidConfig, opts.Prefetch)
+	}
+	if opts.Prefetch == 0 {
+		opts.Prefetch = DefaultPrefetch
+	}
+	if opts.Tag == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		opts.Tag = "patbus-" + hex.EncodeToString(b[:])
+	}
+	s := &rabbitSub{
+		r:          r,
+		queue:      queue,
+		opts:       opts,
+		tag:        opts.Tag,
+		out:        make(chan *Delivery, opts.Prefetch),
+		idle:       make(chan struct{}, 1),
+		cancelReq:  make(chan struct{}),
+		releaseReq: make(chan struct{}),
+		stopped:    make(chan struct{}),
+	}
+	for {
+		cs, err := r.await(ctx, r.sub)
+		if err != nil {
+			return nil, fmt.Errorf("bus: %s: %w", op, err)
+		}
+		sc, err := s.open(cs)
+		if err == nil {
+			r.goTracked(func() { s.run(sc) })
+			return s, nil
+		}
+		if !isConnLoss(err) || r.isClosed() {
+			return nil, r.mapErr(op, err)
+		}
+		select {
+		case <-cs.dead:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("bus: %s: %w: %w", op, ErrDisconnected, ctx.Err())
+		case <-r.closed.Done():
+			return nil, fmt.Errorf("bus: %s: %w", op, r.errClosed())
+		}
+	}
+}
+
+// open starts the consumer on a new channel of cs and makes it current.
+func (s *rabbitSub) open(cs *connState) (*subChan, error) {
+	ch, err := cs.conn.Channel()
+	if err != nil {
+		return nil, err
+	}
+	if err := ch.Qos(s.opts.Prefetch, 0, false); err != nil {
+		_ = ch.Close()
+		return nil, err
+	}
+	cancels := ch.NotifyCancel(make(chan string, 1))
+	deliveries, err := ch.Consume(s.queue, s.tag, s.opts.NoAck, s.opts.Exclusive, false, false, nil)
+	if err != nil {
+		_ = ch.Close()
+		return nil, err
+	}
+	sc := &subChan{ch: ch, gen: s.r.chanGen.Add(1), deliveries: deliveries, cancels: cancels, conn: cs}
+	s.mu.Lock()
+	s.ch, s.gen = ch, sc.gen
+	s.mu.Unlock()
+	return sc, nil
+}
+
+// run forwards deliveries and resubscribes until Cancel, Close, the queue
+// going away, or the broker giving up.
+func (s *rabbitSub) run(sc *subChan) {
+	defer close(s.stopped)
+	defer s.closeOut()
+	for {
+		switch s.forward(sc) {
+		case stopCancel:
+			s.stopConsumer(sc)
+			s.closeOut()
+			s.awaitSettled()
+			s.drop(sc)
+			return
+		case stopClosed:
+			s.setErr(fmt.Errorf("bus: consume %q: %w", s.queue, s.r.errClosed()))
+			s.drop(sc)
+			return
+		case stopServerCancel:
+			s.drop(sc)
+			if s.queueGone(sc.conn) {
+				s.r.topo.removeQueue(s.queue)
+				s.setErr(fmt.Errorf("bus: consume %q: %w: the queue was deleted", s.queue, ErrNotFound))
+				return
+			}
+			s.r.log.Warn("consumer cancelled by broker, resubscribing", "queue", s.queue)
+		case stopLost:
+			s.drop(sc)
+			s.r.log.Info("consumer channel lost, resubscribing", "queue", s.queue)
+		}
+		s.purge()
+		var ok bool
+		if sc, ok = s.reopen(sc.conn); !ok {
+			return
+		}
+	}
+}
+
+func (s *rabbitSub) closeOut() { s.outOnce.Do(func() { close(s.out) }) }
+
+// awaitSettled waits until every delivery handed out is settled, Cancel's
+// context ended, or the broker closes.
+func (s *rabbitSub) awaitSettled() {
+	for s.inflight.Load() > 0 {
+		select {
+		case <-s.idle:
+		case <-s.releaseReq:
+			return
+		case <-s.r.closed.Done():
+			return
+		}
+	}
+}
+
+// forward moves deliveries of sc to out.
+func (s *rabbitSub) forward(sc *subChan) int {
+	closed := s.r.closed.Done()
+	for {
+		select {
+		case d, ok := <-sc.deliveries:
+			if !ok {
+				select {
+				case _, ok := <-sc.cancels:
+					if ok && !sc.ch.IsClosed() {
+						return stopServerCancel
+					}
+				default:
+				}
+				if s.r.isClosed() {
+					return stopClosed
+				}
+				return stopLost
+			}
+			dd := s.wrap(&d, sc.gen)
+			if s.opts.NoAck {
+				// Acknowledged already: nothing to count or give back.
+				select {
+				case s.out <- dd:
+				case <-s.cancelReq:
+					return stopCancel
+				case <-closed:
+					return stopClosed
+				}
+				continue
+			}
+			s.inflight.Add(1)
+			select {
+			case s.out <- dd:
+			case <-s.cancelReq:
+				dd.settled.Store(true)
+				s.release()
+				_ = sc.ch.Nack(d.DeliveryTag, false, true)
+				return stopCancel
+			case <-closed:
+				s.release()
+				return stopClosed
+			}
+		case <-s.cancelReq:
+			return stopCancel
+		case <-closed:
+			return stopClosed
+		}
+	}
+}
+
+func (s *rabbitSub) wrap(d *amqp.Delivery, gen uint64) *Delivery {
+	var acker acknowledger = s
+	if s.opts.NoAck {
+		acker = autoAcked{}
+	}
+	return &Delivery{
+		Message: Message{
+			Headers:       fromTable(d.Headers),
+			ContentType:   d.ContentType,
+			MessageID:     d.MessageId,
+			CorrelationID: d.CorrelationId,
+			ReplyTo:       d.ReplyTo,
+			Expiration:    parseExpiration(d.Expiration),
+			Persistent:    d.DeliveryMode == amqp.Persistent,
+			Timestamp:     d.Timestamp,
+			Body:          d.Body,
+		},
+		Exchange:    d.Exchange,
+		RoutingKey:  d.RoutingKey,
+		Redelivered: d.Redelivered,
+		tag:         d.DeliveryTag,
+		gen:         gen,
+		acker:       acker,
+	}
+}
+
+// stopConsumer handles Cancel: basic.cancel (waiting for cancel-ok so that
+// nothing in flight is dropped), deliveries that arrive meanwhile and those
+// still buffered in out go back to the queue at once. The channel stays
+// open for the acks of deliveries already received; Cancel closes it.
+func (s *rabbitSub) stopConsumer(sc *subChan) {
+	select {
+	case <-s.releaseReq:
+		// No time to wait: closing the channel requeues everything.
+		s.purge()
+		return
+	default:
+	}
+	if err := sc.ch.Cancel(s.tag, false); err == nil {
+		for d := range sc.deliveries {
+			if !s.opts.NoAck {
+				_ = sc.ch.Nack(d.DeliveryTag, false, true)
+			}
+		}
+	}
+	if s.opts.NoAck {
+		// Acknowledged already: what is buffered is dropped.
+		for {
+			select {
+			case <-s.out:
+			default:
+				return
+			}
+		}
+	}
+	for {
+		select {
+		case d := <-s.out:
+			if d.settled.CompareAndSwap(false, true) {
+				_ = s.settleOn(d, settleRequeue)
+				s.release()
+			}
+		default:
+			return
+		}
+	}
+}
+
+// drop forgets sc: its deliveries are stale from now on.
+func (s *rabbitSub) drop(sc *subChan) {
+	s.mu.Lock()
+	if s.ch == sc.ch {
+		s.ch = nil
+	}
+	s.mu.Unlock()
+	if !sc.ch.IsClosed() {
+		_ = sc.ch.Close()
+	}
+}
+
+// purge takes stale deliveries out of out: the broker delivers them again,
+// so the application should not see them. Deliveries of a NoAck consumer
+// are never stale (the broker will not send them again): they stay.
+func (s *rabbitSub) purge() {
+	if s.opts.NoAck {
+		return
+	}
+	for {
+		select {
+		case d := <-s.out:
+			if d.settled.CompareAndSwap(false, true) {
+				s.release()
+			}
+		default:
+			return
+		}
+	}
+}
+
+// queueGone reports whether the queue no longer exists.
+func (s *rabbitSub) queueGone(cs *connState) bool {
+	ch, err := cs.conn.Channel()
+	if err != nil {
+		return false
+	}
+	_, err = ch.QueueDeclarePassive(s.queue, false, false, false, false, nil)
+	var ae *amqp.Error
+	gone := errors.As(err, &ae) && ae.Code == amqp.NotFound
+	if !ch.IsClosed() {
+		_ = ch.Close()
+	}
+	return gone
+}
+
+// reopen resubscribes on the current (or next) consuming connection, with
+// backoff while the broker refuses.
+func (s *rabbitSub) reopen(prev *connState) (*subChan, bool) {
+	r := s.r
+	for fails := 0; ; {
+		cs, wake := r.sub.current()
+		if cs == nil {
+			select {
+			case <-wake:
+				continue
+			case <-s.cancelReq:
+				return nil, false
+			case <-r.closed.Done():
+				s.setErr(fmt.Errorf("bus: consume %q: %w", s.queue, r.errClosed()))
+				return nil, false
+			}
+		}
+		sc, err := s.open(cs)
+		if err == nil {
+			if fails > 0 || cs != prev {
+				r.log.Info("consumer resumed", "queue", s.queue)
+			}
+			return sc, true
+		}
+		var ae *amqp.Error
+		if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+			s.setErr(fmt.Errorf("bus: consume %q: %w: %s", s.queue, ErrNotFound, ae.Reason))
+			return nil, false
+		}
+		fails++
+		r.log.Warn("resubscribe failed", "queue", s.queue, "err", r.scrub(err))
+		select {
+		case <-cs.dead:
+		case <-time.After(r.backoff(fails)):
+		case <-s.cancelReq:
+			return nil, false
+		case <-r.closed.Done():
+			s.setErr(fmt.Errorf("bus: consume %q: %w", s.queue, r.errClosed()))
+			return nil, false
+		}
+	}
+}
+
+func (s *rabbitSub) setErr(err error) {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	if s.err == nil {
+		s.err = err
+	}
+}
+
+// Deliveries yields the consumer's messages; see Subscription.
+func (s *rabbitSub) Deliveries() <-chan *Delivery { return s.out }
+
+// Err reports why Deliveries closed when it was not Cancel.
+func (s *rabbitSub) Err() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+// Cancel stops the consumer as Subscription.Cancel documents: basic.cancel,
+// deliveries not yet received go back to the queue, then it waits until
+// every received delivery is acked or nacked (or ctx ends) and closes the
+// channel, which requeues whatever is still unacknowledged. The consumer's
+// own goroutine makes every call on the channel; when ctx ends first,
+// Cancel tells it to close the channel at once and waits for that (at most
+// the dial timeout), then returns ctx.Err().
+func (s *rabbitSub) Cancel(ctx context.Context) error {
+	s.cancelled.Do(func() { close(s.cancelReq) })
+	select {
+	case <-s.stopped:
+		return nil
+	default:
+	}
+	select {
+	case <-s.stopped:
+		return nil
+	case <-ctx.Done():
+	}
+	s.released.Do(func() { close(s.releaseReq) })
+	t := time.NewTimer(s.r.cfg.dialTimeout)
+	defer t.Stop()
+	select {
+	case <-s.stopped:
+	case <-t.C:
+	}
+	return ctx.Err()
+}
+
+func (s *rabbitSub) release() {
+	if s.inflight.Add(-1) <= 0 {
+		select {
+		case s.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// settle acks or nacks d on the channel it came on; a delivery of an
+// older generation gets ErrStaleDelivery and nothing is sent.
+func (s *rabbitSub) settle(d *Delivery, how settlement) error {
+	defer s.release()
+	return s.settleOn(d, how)
+}
+
+func (s *rabbitSub) settleOn(d *Delivery, how settlement) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.ch == nil || d.gen != s.gen {
+		return ErrStaleDelivery
+	}
+	var err error
+	switch how {
+	case settleAck:
+		err = s.ch.Ack(d.tag, false)
+	case settleRequeue:
+		err = s.ch.Nack(d.tag, false, true)
+	default:
+		err = s.ch.Nack(d.tag, false, false)
+	}
+	if err != nil {
+		// The ack did not reach the broker: the channel is gone and the
+		// broker will deliver the message again.
+		return fmt.Errorf("%w: %s", ErrStaleDelivery, s.r.scrub(err))
+	}
+	return nil
+}

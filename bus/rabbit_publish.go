@@ -1,0 +1,700 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// maxChannelErrors is how many channels a message may see closed by the
+// broker (for example 404 for its exchange) before its Confirmation
+// resolves with that error instead of the message being published again.
+const maxChannelErrors = 5
+
+// pubMsg is one Publish: it may be written more than once (on a fresh
+// channel after a reset or a confirm timeout) but its Confirmation resolves
+// once, from a broker answer or from Close.
+type pubMsg struct {
+	exchange  string
+	key       string
+	mandatory bool
+	pub       amqp.Publishing
+	rid       string // id a basic.return is matched by (Mandatory only)
+	conf      *Confirmation
+
+	written   chan struct{} // closed after the first successful write
+	writeOnce sync.Once
+	chanErrs  int // channels closed by a broker error while it was pending
+	lastErr   error
+}
+
+// pending is one written copy of a message awaiting its confirm.
+type pending struct {
+	m        *pubMsg
+	sent     time.Time
+	returned *ReturnError // set when a basic.return arrived before the ack
+}
+
+// pubChan is one publishing channel in confirm mode. Only its worker
+// publishes on it; its reader drains confirms and returns.
+type pubChan struct {
+	ch    *amqp.Channel
+	gen   uint64
+	slots chan struct{} // the confirm window: one token per unconfirmed copy
+
+	// wmu is held while a message is written on ch, by the worker or by a
+	// Publish that writes from its own goroutine (the fast path).
+	wmu sync.Mutex
+
+	mu      sync.Mutex
+	pending map[uint64]*pending
+
+	brokerClosed atomic.Bool // the broker closed the channel for an error
+	dead         chan struct{}
+	deadOnce     sync.Once
+}
+
+func (pc *pubChan) kill() { pc.deadOnce.Do(func() { close(pc.dead) }) }
+
+// takeAll removes and returns every pending copy.
+func (pc *pubChan) takeAll() []*pending {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	out := make([]*pending, 0, len(pc.pending))
+	for _, p := range pc.pending {
+		out = append(out, p)
+	}
+	pc.pending = make(map[uint64]*pending)
+	return out
+}
+
+// publisher owns the pool of publishing channels and the queue of messages
+// to publish again.
+type publisher struct {
+	r    *Rabbit
+	reqs chan *pubMsg
+	up   atomic.Int32 // channels ready to publish
+	ids  atomic.Uint64
+
+	retryMu  sync.Mutex
+	retry    []*pubMsg
+	retrySig chan struct{}
+	failed   bool // Close ran: requeued messages resolve at once
+
+	blkMu       sync.Mutex
+	blocked     bool
+	unblockedAt time.Time
+	blkChanged  chan struct{}
+
+	// live holds the channels ready to publish (a copy-on-write slice),
+	// for the fast path; rr spreads fast-path publishes over them.
+	liveMu sync.Mutex
+	live   atomic.Pointer[[]*pubChan]
+	rr     atomic.Uint32
+}
+
+func newPublisher(r *Rabbit) *publisher {
+	return &publisher{
+		r:          r,
+		reqs:       make(chan *pubMsg),
+		retrySig:   make(chan struct{}, 1),
+		blkChanged: make(chan struct{}),
+	}
+}
+
+func (p *publisher) start() {
+	for i := 0; i < p.r.cfg.publishChans; i++ {
+		p.r.goTracked(p.worker)
+	}
+}
+
+// setBlocked records connection.blocked / unblocked.
+func (p *publisher) setBlocked(b bool, reason string) {
+	p.blkMu.Lock()
+	defer p.blkMu.Unlock()
+	if p.blocked == b {
+		return
+	}
+	p.blocked = b
+	if !b {
+		p.unblockedAt = time.Now()
+	}
+	close(p.blkChanged)
+	p.blkChanged = make(chan struct{})
+}
+
+func (p *publisher) blockState() (bool, time.Time, <-chan struct{}) {
+	p.blkMu.Lock()
+	defer p.blkMu.Unlock()
+	return p.blocked, p.unblockedAt, p.blkChanged
+}
+
+// requeue queues a message to be published again on a fresh channel, or
+// resolves it as unconfirmed once the broker is closed.
+func (p *publisher) requeue(m *pubMsg) {
+	p.retryMu.Lock()
+	if p.failed {
+		p.retryMu.Unlock()
+		m.conf.resolve(fmt.Errorf("bus: publish: %w: %w", ErrUnconfirmed, p.r.errClosed()))
+		return
+	}
+	p.retry = append(p.retry, m)
+	p.retryMu.Unlock()
+	select {
+	case p.retrySig <- struct{}{}:
+	default:
+	}
+}
+
+func (p *publisher) popRetry() *pubMsg {
+	p.retryMu.Lock()
+	defer p.retryMu.Unlock()
+	if len(p.retry) == 0 {
+		return nil
+	}
+	m := p.retry[0]
+	p.retry[0] = nil
+	p.retry = p.retry[1:]
+	if len(p.retry) > 0 {
+		select {
+		case p.retrySig <- struct{}{}:
+		default:
+		}
+	}
+	return m
+}
+
+// failAll resolves every message waiting to be published again as
+// unconfirmed; from now on requeue does so at once.
+func (p *publisher) failAll() {
+	p.retryMu.Lock()
+	p.failed = true
+	ms := p.retry
+	p.retry = nil
+	p.retryMu.Unlock()
+	for _, m := range ms {
+		m.conf.resolve(fmt.Errorf("bus: publish: %w: %w", ErrUnconfirmed, p.r.errClosed()))
+	}
+}
+
+// Publish hands msg to a publishing channel (or, when one is idle and
+// publishers are not blocked, writes it on that channel itself) and returns
+// once it has been written to the connection; the Confirmation resolves when the broker
+// acks (nil), nacks (ErrNacked) or returns it (*ReturnError), or with
+// ErrUnconfirmed when the broker is closed first. A copy whose confirm does
+// not come within the confirm timeout, or whose channel or connection is
+// lost, is published again on a fresh channel: delivery is at least once
+// and the Confirmation never reports success without a broker ack.
+//
+// While the connection is down or the broker blocks publishers, Publish
+// waits, bounded by ctx: it then fails with an error wrapping
+// ErrDisconnected or ErrBlocked and ctx.Err(), and the message was not
+// sent. Once a channel has taken the message, Publish returns its
+// Confirmation even if ctx ends before the write completes: the message is
+// on its way. Bodies over the maximum size fail with ErrTooLarge.
+func (r *Rabbit) Publish(ctx context.Context, exchange, key string, msg Message) (*Confirmation, error) {
+	if r.isClosed() {
+		return nil, fmt.Errorf("bus: publish: %w", r.errClosed())
+	}
+	m, err := r.pubs.prepare(exchange, key, msg)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, r.pubs.waitErr(err)
+	}
+	if !r.pubs.direct(m) {
+		select {
+		case r.pubs.reqs <- m:
+		case <-ctx.Done():
+			return nil, r.pubs.waitErr(ctx.Err())
+		case <-r.closed.Done():
+			return nil, fmt.Errorf("bus: publish: %w", r.errClosed())
+		}
+	}
+	select {
+	case <-m.written:
+	case <-ctx.Done():
+	case <-m.conf.Done():
+	}
+	return m.conf, nil
+}
+
+// direct is the fast path of Publish: when publishers are not blocked and
+// a publishing channel is idle (no other write on it) with room in its
+// confirm window, m is written from the caller's goroutine, saving the
+// hand-off to the channel's worker and back. It reports whether m was
+// taken (written, or queued to be written again if the write failed);
+// false means Publish hands m to a worker as usual, which is also what
+// happens whenever the broker has said it blocks publishers, so Publish
+// still never waits for a blocked socket.
+func (p *publisher) direct(m *pubMsg) bool {
+	chans := p.live.Load()
+	if chans == nil || len(*chans) == 0 {
+		return false
+	}
+	if blocked, _, _ := p.blockState(); blocked {
+		return false
+	}
+	n := uint32(len(*chans))
+	start := p.rr.Add(1)
+	for i := uint32(0); i < n; i++ {
+		pc := (*chans)[(start+i)%n]
+		if !pc.wmu.TryLock() {
+			continue
+		}
+		select {
+		case <-pc.dead:
+			pc.wmu.Unlock()
+			continue
+		default:
+		}
+		select {
+		case <-pc.slots:
+		default:
+			pc.wmu.Unlock()
+			continue
+		}
+		p.write(pc, m)
+		pc.wmu.Unlock()
+		return true
+	}
+	return false
+}
+
+// setLive adds (add) or removes pc from the channels of the fast path.
+func (p *publisher) setLive(pc *pubChan, add bool) {
+	p.liveMu.Lock()
+	defer p.liveMu.Unlock()
+	var old []*pubChan
+	if cur := p.live.Load(); cur != nil {
+		old = *cur
+	}
+	next := make([]*pubChan, 0, len(old)+1)
+	for _, c := range old {
+		if c != pc {
+			next = append(next, c)
+		}
+	}
+	if add {
+		next = append(next, pc)
+	}
+	p.live.Store(&next)
+}
+
+// prepare validates msg and builds the publishing.
+func (p *publisher) prepare(exchange, key string, msg Message) (*pubMsg, error) {
+	if len(msg.Body) > p.r.cfg.maxMessageSize {
+		return nil, fmt.Errorf("bus: publish: %w: %d bytes, limit %d", ErrTooLarge, len(msg.Body), p.r.cfg.maxMessageSize)
+	}
+	for _, f := range [...]struct{ what, s string }{
+		{"exchange name", exchange}, {"routing key", key}, {"message id", msg.MessageID},
+		{"correlation id", msg.CorrelationID}, {"reply-to", msg.ReplyTo}, {"content type", msg.ContentType},
+	} {
+		if err := checkShort(f.what, f.s); err != nil {
+			return nil, fmt.Errorf("bus: publish: %w", err)
+		}
+	}
+	headers, err := toTable(msg.Headers)
+	if err != nil {
+		return nil, fmt.Errorf("bus: publish: %w", err)
+	}
+	m := &pubMsg{
+		exchange:  exchange,
+		key:       key,
+		mandatory: msg.Mandatory,
+		conf:      newConfirmation(),
+		written:   make(chan struct{}),
+		pub: amqp.Publishing{
+			Headers:       headers,
+			ContentType:   msg.ContentType,
+			MessageId:     msg.MessageID,
+			CorrelationId: msg.CorrelationID,
+			ReplyTo:       msg.ReplyTo,
+			Expiration:    expirationString(msg.Expiration),
+			Timestamp:     msg.Timestamp,
+			// A copy: the message may be written again after a reset,
+			// and the caller may reuse its buffer once Publish returns.
+			Body: append([]byte(nil), msg.Body...),
+		},
+	}
+	if msg.Persistent {
+		m.pub.DeliveryMode = amqp.Persistent
+	}
+	if msg.Mandatory {
+		if msg.MessageID != "" {
+			m.rid = msg.MessageID
+		} else {
+			m.rid = "r" + strconv.FormatUint(p.ids.Add(1), 36)
+			if m.pub.Headers == nil {
+				m.pub.Headers = amqp.Table{}
+			}
+			m.pub.Headers[publishIDHeader] = m.rid
+		}
+	}
+	return m, nil
+}
+
+// waitErr explains why a Publish whose ctx ended was not taken.
+func (p *publisher) waitErr(ctxErr error) error {
+	if p.r.isClosed() {
+		return fmt.Errorf("bus: publish: %w", p.r.errClosed())
+	}
+	if blocked, _, _ := p.blockState(); blocked {
+		return fmt.Errorf("bus: publish: %w: %w", ErrBlocked, ctxErr)
+	}
+	if p.up.Load() == 0 {
+		return fmt.Errorf("bus: publish: %w: %w", ErrDisconnected, ctxErr)
+	}
+	return fmt.Errorf("bus: publish: %w", ctxErr)
+}
+
+// worker keeps one publishing channel open on the current publishing
+// connection and writes messages to it, within its confirm window.
+func (p *publisher) worker() {
+	r := p.r
+	fails := 0
+	for {
+		cs, err := r.await(r.closed, r.pub)
+		if err != nil {
+			return
+		}
+		pc, err := p.open(cs.conn)
+		if err != nil {
+			if r.isClosed() {
+				return
+			}
+			fails++
+			r.log.Debug("publish channel open failed", "err", r.scrub(err))
+			select {
+			case <-cs.dead:
+			case <-time.After(r.backoff(fails)):
+			case <-r.closed.Done():
+				return
+			}
+			continue
+		}
+		p.up.Add(1)
+		p.setLive(pc, true)
+		p.run(pc)
+		p.setLive(pc, false)
+		p.up.Add(-1)
+		pc.kill()
+		ch := pc.ch
+		r.goTracked(func() { _ = ch.Close() }) // may wait while the broker blocks us
+		// Back off only when the broker keeps closing the channel (for
+		// example 404 for a missing exchange); a lost connection is
+		// waited for in await.
+		if pc.brokerClosed.Load() {
+			fails++
+			if !r.sleep(r.closed, r.backoff(fails)) {
+				return
+			}
+		} else {
+			fails = 0
+		}
+	}
+}
+
+// open opens a channel in confirm mode and starts its reader.
+func (p *publisher) open(c *amqp.Connection) (*pubChan, error) {
+	ch, err := c.Channel()
+	if err != nil {
+		return nil, err
+	}
+	window := p.r.cfg.confirmWindow
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, window+1))
+	returns := ch.NotifyReturn(make(chan amqp.Return, window+1))
+	closes := ch.NotifyClose(make(chan *amqp.Error, 1))
+	if err := ch.Confirm(false); err != nil {
+		_ = ch.Close()
+		return nil, err
+	}
+	pc := &pubChan{
+		ch:      ch,
+		gen:     p.r.chanGen.Add(1),
+		slots:   make(chan struct{}, window),
+		pending: make(map[uint64]*pending, window),
+		dead:    make(chan struct{}),
+	}
+	for i := 0; i < window; i++ {
+		pc.slots <- struct{}{}
+	}
+	p.r.goTracked(func() { p.read(pc, confirms, returns, closes) })
+	return pc, nil
+}
+
+// run writes messages on pc until it dies or the broker closes.
+func (p *publisher) run(pc *pubChan) {
+	closed := p.r.closed.Done()
+	for {
+		select {
+		case <-pc.slots:
+		case <-pc.dead:
+			return
+		case <-closed:
+			return
+		}
+		var m *pubMsg
+		for m == nil {
+			blocked, _, changed := p.blockState()
+			if blocked {
+				select {
+				case <-changed:
+					continue
+				case <-pc.dead:
+					return
+				case <-closed:
+					return
+				}
+			}
+			if m = p.popRetry(); m != nil {
+				break
+			}
+			select {
+			case m = <-p.reqs:
+			case <-p.retrySig:
+			case <-changed:
+			case <-pc.dead:
+				return
+			case <-closed:
+				return
+			}
+		}
+		pc.wmu.Lock()
+		ok := p.write(pc, m)
+		pc.wmu.Unlock()
+		if !ok {
+			return
+		}
+	}
+}
+
+// write publishes one copy of m on pc; on failure m is queued again and pc
+// is dead. The caller holds pc.wmu and one of pc's window slots.
+func (p *publisher) write(pc *pubChan, m *pubMsg) bool {
+	seq := pc.ch.GetNextPublishSeqNo()
+	pc.mu.Lock()
+	pc.pending[seq] = &pending{m: m, sent: time.Now()}
+	pc.mu.Unlock()
+	_, err := pc.ch.PublishWithDeferredConfirm(m.exchange, m.key, m.mandatory, false, m.pub)
+	if err != nil {
+		pc.mu.Lock()
+		_, mine := pc.pending[seq]
+		delete(pc.pending, seq)
+		pc.mu.Unlock()
+		if mine {
+			p.requeue(m)
+		}
+		pc.kill()
+		return false
+	}
+	m.writeOnce.Do(func() { close(m.written) })
+	return true
+}
+
+// read drains pc's confirms and returns until the channel closes, resolves
+// confirmations, and retires the channel when a confirm is overdue.
+func (p *publisher) read(pc *pubChan, confirms <-chan amqp.Confirmation, returns <-chan amqp.Return, closes <-chan *amqp.Error) {
+	every := p.r.cfg.confirmTimeout / 4
+	if every > 250*time.Millisecond {
+		every = 250 * time.Millisecond
+	}
+	if every < time.Millisecond {
+		every = time.Millisecond
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case c, ok := <-confirms:
+			if !ok {
+				p.channelClosed(pc, returns, closes)
+				return
+			}
+			// A return comes before the ack of the same message: take
+			// every return already queued before settling this confirm.
+			returns = p.drainReturns(pc, returns)
+			p.confirmed(pc, c)
+		case rt, ok := <-returns:
+			if !ok {
+				returns = nil
+				continue
+			}
+			p.markReturned(pc, rt)
+		case now := <-tick.C:
+			if p.overdue(pc, now) {
+				p.retireOverdue(pc)
+			}
+		}
+	}
+}
+
+func (p *publisher) drainReturns(pc *pubChan, returns <-chan amqp.Return) <-chan amqp.Return {
+	for returns != nil {
+		select {
+		case rt, ok := <-returns:
+			if !ok {
+				return nil
+			}
+			p.markReturned(pc, rt)
+		default:
+			return returns
+		}
+	}
+	return nil
+}
+
+// markReturned ties a basic.return to the oldest pending copy with the
+// same id: the broker answers in publish order.
+func (p *publisher) markReturned(pc *pubChan, rt amqp.Return) {
+	id := rt.MessageId
+	if v, ok := rt.Headers[publishIDHeader].(string); ok {
+		id = v
+	}
+	re := &ReturnError{Exchange: rt.Exchange, Key: rt.RoutingKey, ReplyCode: int(rt.ReplyCode), ReplyText: rt.ReplyText}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	var best *pending
+	var bestSeq uint64
+	for seq, it := range pc.pending {
+		if it.m.mandatory && it.returned == nil && it.m.rid == id && (best == nil || seq < bestSeq) {
+			best, bestSeq = it, seq
+		}
+	}
+	if best != nil {
+		best.returned = re
+	}
+}
+
+// confirmed settles one broker ack or nack.
+func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
+	pc.mu.Lock()
+	it := pc.pending[c.DeliveryTag]
+	delete(pc.pending, c.DeliveryTag)
+	pc.mu.Unlock()
+	if it == nil {
+		return // the copy was already handed to another channel
+	}
+	select {
+	case pc.slots <- struct{}{}:
+	default:
+	}
+	switch {
+	case !c.Ack:
+		it.m.conf.resolve(fmt.Errorf("bus: publish to exchange %q key %q: %w", it.m.exchange, it.m.key, ErrNacked))
+	case it.returned != nil:
+		it.m.conf.resolve(it.returned)
+	default:
+		it.m.conf.resolve(nil)
+	}
+}
+
+// overdue reports whether a copy waited longer than the confirm timeout.
+// While the broker blocks publishers, and for a timeout after, nothing is
+// overdue: confirms are late for a known reason.
+func (p *publisher) overdue(pc *pubChan, now time.Time) bool {
+	blocked, unblockedAt, _ := p.blockState()
+	if blocked {
+		return false
+	}
+	limit := p.r.cfg.confirmTimeout
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	for _, it := range pc.pending {
+		start := it.sent
+		if unblockedAt.After(start) {
+			start = unblockedAt
+		}
+		if now.Sub(start) > limit {
+			return true
+		}
+	}
+	return false
+}
+
+// retireOverdue gives up on pc: its unconfirmed copies are published again
+// on a fresh channel; the reader keeps draining until pc closes.
+func (p *publisher) retireOverdue(pc *pubChan) {
+	items := pc.takeAll()
+	p.r.log.Warn("confirm overdue: publishing again on a fresh channel", "unconfirmed", len(items), "timeout", p.r.cfg.confirmTimeout)
+	pc.kill()
+	for _, it := range items {
+		if it.returned != nil {
+			it.m.conf.resolve(it.returned)
+			continue
+		}
+		p.requeue(it.m)
+	}
+}
+
+// channelClosed handles the loss of pc: copies already returned resolve
+// with their return; copies to an exchange the broker says does not exist
+// (and that this broker never declared) resolve with ErrNotFound; the rest
+// are published again.
+func (p *publisher) channelClosed(pc *pubChan, returns <-chan amqp.Return, closes <-chan *amqp.Error) {
+	p.drainReturns(pc, returns)
+	var cerr *amqp.Error
+	select {
+	case e, ok := <-closes:
+		if ok {
+			cerr = e
+		}
+	default:
+	}
+	brokerErr := cerr != nil && cerr.Server && !isConnLoss(cerr)
+	pc.brokerClosed.Store(brokerErr)
+	pc.kill()
+	items := pc.takeAll()
+	missing := ""
+	if brokerErr && cerr.Code == amqp.NotFound {
+		missing = missingExchange(cerr.Reason)
+		if missing != "" && p.r.topo.hasExchange(missing) {
+			missing = ""
+		}
+		p.r.log.Warn("publish channel closed by broker", "reason", cerr.Reason)
+	} else if brokerErr {
+		p.r.log.Warn("publish channel closed by broker", "code", cerr.Code, "reason", cerr.Reason)
+	}
+	for _, it := range items {
+		m := it.m
+		switch {
+		case it.returned != nil:
+			m.conf.resolve(it.returned)
+		case missing != "" && m.exchange == missing:
+			m.conf.resolve(p.r.mapErr(fmt.Sprintf("publish to exchange %q", m.exchange), cerr))
+		case brokerErr:
+			m.chanErrs++
+			m.lastErr = cerr
+			if m.chanErrs >= maxChannelErrors {
+				m.conf.resolve(p.r.mapErr(fmt.Sprintf("publish to exchange %q", m.exchange), m.lastErr))
+				continue
+			}
+			p.requeue(m)
+		default:
+			p.requeue(m)
+		}
+	}
+}
+
+// missingExchange reads the exchange name out of "NOT_FOUND - no exchange
+// 'x' in vhost '/'".
+func missingExchange(reason string) string {
+	const pre = "no exchange '"
+	i := strings.Index(reason, pre)
+	if i < 0 {
+		return ""
+	}
+	rest := reason[i+len(pre):]
+	j := strings.Index(rest, "' in vhost")
+	if j < 0 {
+		return ""
+	}
+	return rest[:j]
+}
