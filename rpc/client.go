@@ -1,0 +1,437 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/wire"
+)
+
+// ActExchange is the exchange on which acts travel (DESIGN.md section 4): a
+// durable topic exchange. DeclareActExchange declares it.
+const ActExchange = "patbus.act"
+
+// DefaultExchange, as Request.Exchange, sends the request to the broker's
+// default exchange (AMQP's nameless exchange, which RabbitMQ shows as
+// "amq.default"): the routing key is then a queue name, as in RabbitMQ's
+// RPC tutorial. An empty Request.Exchange means ActExchange.
+const DefaultExchange = "amq.default"
+
+// ReplyQueuePrefix starts the name of every Client's reply queue.
+const ReplyQueuePrefix = "patbus.reply."
+
+// replyPrefetch bounds the replies buffered for a Client's calls. Replies
+// are consumed with automatic ack (bus.ConsumeOptions.NoAck): a reply is
+// worth nothing once its caller is gone, and a lost reply is a timeout.
+const replyPrefetch = 256
+
+// setupTimeout bounds NewClient's declarations when it has no context.
+const setupTimeout = 30 * time.Second
+
+// DeclareActExchange declares ActExchange (topic, durable). It is a no-op
+// when the exchange exists already.
+func DeclareActExchange(ctx context.Context, b bus.Broker) error {
+	return b.DeclareExchange(ctx, bus.Exchange{Name: ActExchange, Kind: bus.Topic, Durable: true})
+}
+
+// Request is one call.
+type Request struct {
+	// Exchange to publish on: "" means ActExchange, DefaultExchange means the
+	// broker's default exchange.
+	Exchange string
+	// Key is the routing key (from patterns.Key for acts).
+	Key string
+	// Pattern is the canonical pattern, sent in the header patbus-pattern and
+	// named in errors.
+	Pattern string
+	// Target is the service[@version] the caller resolved to; it is used
+	// only in errors and logs.
+	Target string
+	// Body is the request, a JSON object.
+	Body []byte
+	// Headers are extra application headers (optional). They cannot replace
+	// the headers the Client sets, except traceparent.
+	Headers map[string]any
+}
+
+// Reply is a successful answer.
+type Reply struct {
+	// Body is the handler's result, JSON.
+	Body []byte
+	// Headers are the reply's application headers.
+	Headers map[string]any
+	// Service and Version name the answering service (headers
+	// patbus-service and patbus-version), empty if it did not say.
+	Service string
+	Version string
+}
+
+// Client makes calls. It owns one exclusive reply queue, named
+// "patbus.reply.<random>", consumed for its whole life; replies are matched
+// to calls by correlation id, and replies nobody waits for any more (late
+// replies after a timeout) are dropped.
+//
+// Replies are consumed with automatic acknowledgement (at most once): the
+// reply queue is exclusive, so a reply could never outlive the Client
+// anyway, and a reply that is lost ends its call with a timeout.
+//
+// A Client is safe for concurrent use; many calls share one Client. It
+// starts no goroutine of its own. It does not own the broker: Close leaves
+// the broker open.
+type Client struct {
+	b     bus.Broker
+	cfg   config
+	queue string
+	sub   bus.Subscription
+
+	// replies is the reply consumer's channel. There is no reader
+	// goroutine: every Call waiting for a reply receives from it too and
+	// routes what it receives (to itself, to the Call it belongs to, or
+	// drops it), so that with one call in flight the reply reaches its
+	// caller without a hop through another goroutine. Replies that arrive
+	// while no Call waits are routed by the next Call, or by Close.
+	replies <-chan *bus.Delivery
+
+	mu      sync.Mutex
+	pending map[string]chan *bus.Delivery
+	cause   error         // why done was closed
+	done    chan struct{} // closed on Close or when the reply consumer ends
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewClient declares the Client's reply queue and starts consuming it. It
+// gives up after 30 seconds; NewClientContext takes a context instead.
+func NewClient(b bus.Broker, opts ...Option) (*Client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	return NewClientContext(ctx, b, opts...)
+}
+
+// NewClientContext is NewClient bounded by ctx.
+func NewClientContext(ctx context.Context, b bus.Broker, opts ...Option) (*Client, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, fmt.Errorf("%w: nil broker", ErrInvalidConfig)
+	}
+	queue := ReplyQueuePrefix + wire.NewID()
+	if _, err := b.DeclareQueue(ctx, bus.Queue{Name: queue, Exclusive: true, AutoDelete: true}); err != nil {
+		return nil, fmt.Errorf("rpc: declare reply queue %s: %w", queue, err)
+	}
+	sub, err := b.Consume(ctx, queue, bus.ConsumeOptions{Prefetch: replyPrefetch, Exclusive: true, NoAck: true})
+	if err != nil {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = b.DeleteQueue(dctx, queue)
+		return nil, fmt.Errorf("rpc: consume reply queue %s: %w", queue, err)
+	}
+	c := &Client{
+		b:       b,
+		cfg:     cfg,
+		queue:   queue,
+		sub:     sub,
+		replies: sub.Deliveries(),
+		pending: make(map[string]chan *bus.Delivery),
+		done:    make(chan struct{}),
+	}
+	return c, nil
+}
+
+// ReplyQueue returns the name of the Client's reply queue.
+func (c *Client) ReplyQueue() string { return c.queue }
+
+// route hands a reply to the call waiting for its correlation id, or drops
+// it when nobody waits for it any more.
+func (c *Client) route(d *bus.Delivery) {
+	c.mu.Lock()
+	ch := c.pending[d.CorrelationID]
+	delete(c.pending, d.CorrelationID)
+	c.mu.Unlock()
+	if ch != nil {
+		ch <- d // buffered 1; each id is handed out once
+	} else {
+		c.cfg.logger.Debug("rpc: dropped reply nobody waits for",
+			"correlation_id", d.CorrelationID, "reply_queue", c.queue)
+	}
+}
+
+// consumerEnded closes the Client when the reply consumer stops by itself.
+func (c *Client) consumerEnded() {
+	cause := c.sub.Err()
+	if cause == nil {
+		cause = bus.ErrClosed
+	}
+	c.shut(fmt.Errorf("%w: reply consumer ended: %w", ErrClosed, cause))
+}
+
+// shut closes done with cause, once.
+func (c *Client) shut(cause error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cause == nil {
+		c.cause = cause
+		close(c.done)
+	}
+}
+
+func (c *Client) register(id string, ch chan *bus.Delivery) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cause != nil {
+		return c.cause
+	}
+	c.pending[id] = ch
+	return nil
+}
+
+func (c *Client) unregister(id string) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+// pendingCount reports the calls waiting for a reply (for tests).
+func (c *Client) pendingCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}
+
+// Call publishes req and waits for its reply.
+//
+// The request is published mandatory with a fresh correlation id (also its
+// message id), the Client's reply queue as reply-to, the tx id of ctx (a
+// fresh one if ctx has none) in patbus-tx, a traceparent, the deadline in
+// patbus-deadline (Unix ms) and the time left before it as the message's
+// expiration. When ctx has no deadline, the Client's timeout (WithTimeout)
+// applies.
+//
+// Call returns the Reply when the handler succeeded, a *Error when the
+// handler failed (as the handler returned it, see Error), and a *CallError
+// otherwise: wrapping ErrNoRoute as soon as the broker returns the request
+// because no queue is bound for its key; ErrTimeout and
+// context.DeadlineExceeded when the deadline passes; context.Canceled when
+// ctx is canceled; ErrClosed when the Client closes; bus.ErrTooLarge (before
+// sending) for a body over the maximum size; ErrBadReply for a reply it
+// cannot read; a bus error if publishing fails.
+//
+// A reply that arrives after Call has returned is dropped.
+func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
+	start := time.Now()
+	fail := func(err error) error {
+		return &CallError{Pattern: req.Pattern, Target: req.Target, Waited: time.Since(start), Err: err}
+	}
+	if len(req.Body) > c.cfg.maxMessageSize {
+		return nil, fail(fmt.Errorf("%w: request body of %d bytes exceeds the maximum of %d",
+			bus.ErrTooLarge, len(req.Body), c.cfg.maxMessageSize))
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.timeout)
+		defer cancel()
+	}
+	deadline, _ := ctx.Deadline()
+	left := time.Until(deadline)
+	if ctx.Err() != nil || left <= 0 {
+		return nil, fail(ctxError(ctx, context.DeadlineExceeded))
+	}
+
+	tx := wire.Tx(ctx)
+	if tx == "" {
+		tx = wire.NewID()
+	}
+	id := wire.NewID()
+	headers := make(map[string]any, len(req.Headers)+4)
+	for k, v := range req.Headers {
+		headers[k] = v
+	}
+	if req.Pattern != "" {
+		headers[wire.HeaderPattern] = req.Pattern
+	}
+	headers[wire.HeaderTx] = tx
+	if _, ok := headers[wire.HeaderTraceparent]; !ok {
+		headers[wire.HeaderTraceparent] = wire.Traceparent(tx)
+	}
+	headers[wire.HeaderDeadline] = wire.DeadlineValue(deadline)
+
+	exchange := req.Exchange
+	switch exchange {
+	case "":
+		exchange = ActExchange
+	case DefaultExchange:
+		exchange = ""
+	}
+
+	ch := make(chan *bus.Delivery, 1)
+	if err := c.register(id, ch); err != nil {
+		return nil, fail(err)
+	}
+	defer c.unregister(id)
+
+	conf, err := c.b.Publish(ctx, exchange, req.Key, bus.Message{
+		Headers:       headers,
+		ContentType:   wire.ContentTypeJSON,
+		MessageID:     id,
+		CorrelationID: id,
+		ReplyTo:       c.queue,
+		Expiration:    left,
+		Mandatory:     true,
+		Timestamp:     start,
+		Body:          req.Body,
+	})
+	if err != nil {
+		return nil, fail(publishError(ctx, err))
+	}
+
+	// Wait for the reply and the confirm at once: the reply usually comes
+	// first, and a return (no route) or nack ends the wait at once.
+	confirmed := conf.Done()
+	replies := c.replies
+	for {
+		select {
+		case d := <-ch:
+			return c.reply(d, req, deadline, fail)
+		case d, ok := <-replies:
+			if !ok {
+				replies = nil
+				c.consumerEnded() // done is closed now
+				continue
+			}
+			if d.CorrelationID != id {
+				c.route(d)
+				continue
+			}
+			c.unregister(id)
+			return c.reply(d, req, deadline, fail)
+		case <-confirmed:
+			confirmed = nil
+			if err := conf.Err(); err != nil {
+				switch {
+				case errors.Is(err, bus.ErrUnroutable):
+					return nil, fail(fmt.Errorf("%w: %w", ErrNoRoute, err))
+				case errors.Is(err, bus.ErrUnconfirmed):
+					// The request may still have arrived: keep waiting.
+					c.cfg.logger.Debug("rpc: request unconfirmed, waiting for the reply",
+						"pattern", req.Pattern, "err", err)
+				default:
+					return nil, fail(err)
+				}
+			}
+		case <-ctx.Done():
+			return nil, fail(ctxError(ctx, nil))
+		case <-c.done:
+			c.mu.Lock()
+			cause := c.cause
+			c.mu.Unlock()
+			return nil, fail(cause)
+		}
+	}
+}
+
+// reply turns a reply delivery into Call's result.
+func (c *Client) reply(d *bus.Delivery, req Request, deadline time.Time, fail func(error) error) (*Reply, error) {
+	service := headerString(d.Headers, wire.HeaderService)
+	version := headerString(d.Headers, wire.HeaderVersion)
+	if headerString(d.Headers, wire.HeaderStatus) == wire.StatusError {
+		e := &Error{}
+		if err := json.Unmarshal(d.Body, e); err != nil {
+			return nil, fail(fmt.Errorf("%w: error reply is not an error object: %w", ErrBadReply, err))
+		}
+		if e.Code == "" {
+			return nil, fail(fmt.Errorf("%w: error reply without a code", ErrBadReply))
+		}
+		if e.Service == "" {
+			e.Service, e.Version = service, version
+		}
+		if e.Pattern == "" {
+			e.Pattern = req.Pattern
+		}
+		// The handler ran out of the caller's own deadline (sent in whole
+		// ms, so it may end up to 1ms early): that is this call timing out,
+		// reported as such whichever of reply and deadline came first.
+		if e.Code == CodeTimeout && !time.Now().Before(time.UnixMilli(wire.DeadlineValue(deadline))) {
+			return nil, fail(fmt.Errorf("%w: %w: %w", ErrTimeout, context.DeadlineExceeded, e))
+		}
+		return nil, e
+	}
+	return &Reply{Body: d.Body, Headers: d.Headers, Service: service, Version: version}, nil
+}
+
+// ctxError describes why ctx ended (or, if it has not, err).
+func ctxError(ctx context.Context, err error) error {
+	if e := ctx.Err(); e != nil {
+		err = e
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return err
+}
+
+// publishError classifies an error of bus.Publish.
+func publishError(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, bus.ErrUnroutable):
+		return fmt.Errorf("%w: %w", ErrNoRoute, err)
+	case errors.Is(err, bus.ErrClosed):
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	case ctx.Err() == context.DeadlineExceeded && !errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w: %w", ErrTimeout, context.DeadlineExceeded, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return err
+}
+
+// headerString reads a string header (RabbitMQ may hand back []byte).
+func headerString(h map[string]any, key string) string {
+	switch v := h[key].(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	}
+	return ""
+}
+
+// Close stops the reply consumer, deletes the reply queue and fails the
+// calls still waiting with ErrClosed. It does not close the broker. Close is
+// idempotent; calls made after it fail with ErrClosed.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.shut(fmt.Errorf("%w: client closed", ErrClosed))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		// Route what is buffered (nobody waits any more: dropped) while
+		// Cancel stops the consumer.
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			for d := range c.replies {
+				c.route(d)
+			}
+		}()
+		err := c.sub.Cancel(ctx)
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			c.closeErr = fmt.Errorf("rpc: reply consumer did not stop: %w", ctx.Err())
+		}
+		if err != nil && !errors.Is(err, bus.ErrClosed) && c.closeErr == nil {
+			c.closeErr = fmt.Errorf("rpc: stop reply consumer: %w", err)
+		}
+		if err := c.b.DeleteQueue(ctx, c.queue); err != nil && !errors.Is(err, bus.ErrClosed) && c.closeErr == nil {
+			c.closeErr = fmt.Errorf("rpc: delete reply queue %s: %w", c.queue, err)
+		}
+	})
+	return c.closeErr
+}

@@ -1,0 +1,47 @@
+// Package rpc is request/reply over a bus.Broker: a Client that calls and a
+// Server that answers, matched by correlation id, as DESIGN.md section 4
+// describes. It works the same on RabbitMQ and on the in-memory broker.
+//
+// # Calls
+//
+// A Client declares one exclusive reply queue ("patbus.reply.<random>") and
+// consumes it for its whole life, with automatic acknowledgement (a reply
+// is at most once by nature: a lost one ends its call with a timeout). Each Call publishes the request mandatory
+// with publisher confirms, a fresh correlation id, the reply queue as
+// reply-to, the deadline in the header patbus-deadline and the time left
+// before it as the message expiration. It then waits for whichever comes
+// first: the reply, a return from the broker (no queue bound for the key:
+// ErrNoRoute at once, never a timeout), a nack, the deadline, or Close.
+// Replies whose correlation id nobody waits for any more are dropped.
+//
+// # Serving
+//
+// A Server consumes one queue (declared and bound by the caller) with a
+// prefetch that bounds the requests in flight, and runs the Handler on a
+// pool of that many goroutines, never on the broker's delivery goroutine.
+// The handler's context carries the tx id and the caller's deadline. The
+// reply is published first (to the default exchange, key = reply-to, not
+// mandatory), its confirm awaited, and only then the request acked: an
+// instance that dies mid-request leaves the request to another instance.
+// Requests that arrive past their deadline are acked without running.
+//
+// # Errors
+//
+// Errors travel as data: a handler's error becomes an Error object in the
+// reply body (code, message, details, service, version, tx, pattern) with
+// the header patbus-status "error", and Call returns it as a *Error, so
+// errors.As finds it. Panics become code "panic". Failures without a remote
+// answer are *CallError values naming the pattern, the target and how long
+// the caller waited, wrapping ErrNoRoute, ErrTimeout, ErrClosed or a bus
+// error.
+//
+// # Lifecycle
+//
+// Server.Shutdown stops intake and waits for in-flight requests (reply, then
+// ack); Server.Close stops at once and gives unanswered requests back to the
+// queue. Client.Close fails the calls still waiting with ErrClosed. Neither
+// closes the broker.
+//
+// The wire format, for producers in other languages, is in WIRE.md at the
+// root of the repository.
+package rpc

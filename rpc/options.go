@@ -1,0 +1,125 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/patbus/patbus/bus"
+)
+
+// Defaults of the options.
+const (
+	// DefaultTimeout bounds a Call whose context has no deadline.
+	DefaultTimeout = 5 * time.Second
+	// DefaultPrefetch is the Server's bound on requests in flight (handlers
+	// running at once) per instance.
+	DefaultPrefetch = 16
+	// DefaultMaxMessageSize is the largest request or reply body, the bus
+	// default.
+	DefaultMaxMessageSize = bus.DefaultMaxMessageSize
+	// DefaultReplyConfirmTimeout bounds how long a Server waits for the
+	// broker to confirm a reply before it acks the request anyway.
+	DefaultReplyConfirmTimeout = 10 * time.Second
+)
+
+// Option configures a Client or a Server. Options that concern only one of
+// them are accepted and ignored by the other.
+type Option func(*config)
+
+type config struct {
+	logger         *slog.Logger
+	timeout        time.Duration
+	prefetch       int
+	service        string
+	version        string
+	maxMessageSize int
+	confirmTimeout time.Duration
+}
+
+func defaults() config {
+	return config{
+		logger:         slog.New(discardHandler{}),
+		timeout:        DefaultTimeout,
+		prefetch:       DefaultPrefetch,
+		maxMessageSize: DefaultMaxMessageSize,
+		confirmTimeout: DefaultReplyConfirmTimeout,
+	}
+}
+
+func newConfig(opts []Option) (config, error) {
+	c := defaults()
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	var problems []error
+	if c.timeout <= 0 {
+		problems = append(problems, fmt.Errorf("timeout must be positive, got %v", c.timeout))
+	}
+	if c.prefetch <= 0 {
+		problems = append(problems, fmt.Errorf("prefetch must be positive, got %d", c.prefetch))
+	}
+	if c.maxMessageSize <= 0 {
+		problems = append(problems, fmt.Errorf("max message size must be positive, got %d", c.maxMessageSize))
+	}
+	if c.confirmTimeout <= 0 {
+		problems = append(problems, fmt.Errorf("reply confirm timeout must be positive, got %v", c.confirmTimeout))
+	}
+	if len(problems) > 0 {
+		return c, fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(problems...))
+	}
+	return c, nil
+}
+
+// WithLogger sets the logger; nil (and the default) means discard. The
+// Server logs panics, requests that arrive past their deadline and broker
+// failures; the Client logs dropped replies at debug level.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l == nil {
+			l = slog.New(discardHandler{})
+		}
+		c.logger = l
+	}
+}
+
+// WithTimeout sets the Client's timeout for a Call whose context has no
+// deadline. Default DefaultTimeout (5s). A context deadline always wins.
+func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+
+// WithPrefetch sets the Server's bound on requests in flight: the consumer
+// prefetch and the number of handlers that run at once. Default
+// DefaultPrefetch (16).
+func WithPrefetch(n int) Option { return func(c *config) { c.prefetch = n } }
+
+// WithService names the Server's service and version: they are sent in the
+// reply headers (patbus-service, patbus-version) and filled into the
+// errors it returns.
+func WithService(name, version string) Option {
+	return func(c *config) { c.service, c.version = name, version }
+}
+
+// WithMaxMessageSize bounds request and reply bodies. A Call with a larger
+// body fails before sending with a *CallError wrapping bus.ErrTooLarge; a
+// Server answers a larger request, or a handler's larger result, with an
+// error of code "too_large". Default DefaultMaxMessageSize.
+func WithMaxMessageSize(n int) Option { return func(c *config) { c.maxMessageSize = n } }
+
+// WithReplyConfirmTimeout bounds how long the Server waits for the broker's
+// confirm of a reply before it acks the request anyway. Default
+// DefaultReplyConfirmTimeout.
+func WithReplyConfirmTimeout(d time.Duration) Option {
+	return func(c *config) { c.confirmTimeout = d }
+}
+
+// discardHandler drops every record (slog.DiscardHandler needs Go 1.24).
+type discardHandler struct{}
+
+func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
+func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
+func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d discardHandler) WithGroup(string) slog.Handler           { return d }
