@@ -1,0 +1,213 @@
+package services
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/wire"
+	"github.com/patbus/patbus/patterns"
+	"github.com/patbus/patbus/rpc"
+)
+
+// Act sends a message and returns the reply. The message is input (a JSON
+// object: a struct, a map[string]any, a *Message, or JSON as
+// json.RawMessage, []byte or string; nil is {}) merged with the pairs of
+// pattern, which win over the input's own values. Pattern values enter the
+// message as JSON strings ("a:1" gives {"a":"1"}); matching compares
+// values as strings anyway (DESIGN.md section 2).
+//
+// The message resolves against one router of local actions and the
+// patterns remote services announce (see the package documentation for the
+// rules, $$target, $$version and default$). A local action runs in-process,
+// synchronously, with ctx; a remote one is called over the broker.
+//
+// ctx carries the tx id (a fresh one if it has none) and the deadline
+// (WithTimeout's default when it has none). Errors: a pattern that does not
+// parse wraps patterns.ErrInvalidPattern; input that is not a JSON object
+// wraps ErrInvalidInput; a message too large for the broker wraps
+// bus.ErrTooLarge; no action anywhere wraps ErrNoRoute (unless the message
+// has default$); a failed action is a *rpc.Error (errors.As) with its code
+// and message. Act starts the service (Ready) if it has not started.
+func (s *Service) Act(ctx context.Context, pattern string, input any) (*Reply, error) {
+	pp, err := s.parsed.get(pattern)
+	if err != nil {
+		return nil, err
+	}
+	return s.act(ctx, pp.p, pp.pairs, input)
+}
+
+// ActPattern is Act with a parsed pattern.
+func (s *Service) ActPattern(ctx context.Context, p patterns.Pattern, input any) (*Reply, error) {
+	return s.act(ctx, p, p.Pairs(), input)
+}
+
+func (s *Service) act(ctx context.Context, p patterns.Pattern, pairs []patterns.Pair, input any) (*Reply, error) {
+	if s.state.Load() != stateRunning {
+		if err := s.Ready(ctx); err != nil {
+			return nil, err
+		}
+	}
+	data, err := toObject(input)
+	if err != nil {
+		return nil, fmt.Errorf("services: act %s: %w", p, err)
+	}
+	for _, pr := range pairs {
+		data[pr.Key] = pr.Value
+	}
+	ctx, tx := wire.EnsureTx(ctx)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.timeout)
+		defer cancel()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("services: act %s: %w", p, err)
+	}
+	res, ok := s.resolve(s.snap.Load(), data)
+	if !ok {
+		if rep, ok := defaultReply(data, tx); ok {
+			s.logAct(ctx, slog.LevelDebug, "services: act answered with default$", tx, p, "")
+			return rep, nil
+		}
+		s.logAct(ctx, slog.LevelDebug, "services: act has no route", tx, p, "")
+		return nil, fmt.Errorf("services: no service for pattern %s: %w", p, ErrNoRoute)
+	}
+	if res.local != nil {
+		s.logAct(ctx, slog.LevelDebug, "services: act (local)", tx, p, res.local.canon)
+		return s.runLocal(ctx, res.local, data, nil, tx)
+	}
+	return s.runRemote(ctx, res, p, data, tx)
+}
+
+func (s *Service) logAct(ctx context.Context, level slog.Level, msg, tx string, p patterns.Pattern, matched string, attrs ...slog.Attr) {
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	attrs = append(attrs, slog.String("tx", tx), slog.String("service", s.name), slog.String("pattern", p.String()))
+	if matched != "" {
+		attrs = append(attrs, slog.String("matched", matched))
+	}
+	s.log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// runRemote calls the chosen provider over the broker.
+func (s *Service) runRemote(ctx context.Context, res resolution, p patterns.Pattern, data map[string]any, tx string) (*Reply, error) {
+	body, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("services: act %s: %w: %w", p, ErrInvalidInput, err)
+	}
+	if len(body) > s.cfg.maxMessageSize {
+		return nil, fmt.Errorf("services: act %s: message of %d bytes exceeds %d: %w", p, len(body), s.cfg.maxMessageSize, bus.ErrTooLarge)
+	}
+	s.mu.Lock()
+	client := s.client
+	s.mu.Unlock()
+	if client == nil {
+		return nil, ErrClosed
+	}
+	pr := res.remote
+	s.logAct(ctx, slog.LevelDebug, "services: act (remote)", tx, p, res.route.canon, slog.String("target", pr.target))
+	start := time.Now()
+	rep, err := client.Call(ctx, rpc.Request{
+		Exchange: s.cfg.actExchange,
+		Key:      pr.key,
+		Pattern:  res.route.canon,
+		Target:   pr.target,
+		Body:     body,
+	})
+	if err != nil {
+		if errors.Is(err, rpc.ErrNoRoute) {
+			if rep, ok := defaultReply(data, tx); ok {
+				return rep, nil
+			}
+		}
+		s.logAct(ctx, slog.LevelDebug, "services: act failed", tx, p, res.route.canon,
+			slog.String("target", pr.target), slog.Duration("took", time.Since(start)), slog.String("error", err.Error()))
+		return nil, err
+	}
+	out := &Reply{Body: rep.Body, Service: rep.Service, Version: rep.Version, Tx: tx}
+	if out.Service == "" {
+		out.Service, out.Version = pr.service, pr.version
+	}
+	return out, nil
+}
+
+// runLocal runs a local action in-process and encodes its result.
+func (s *Service) runLocal(ctx context.Context, a *action, data map[string]any, raw []byte, tx string) (*Reply, error) {
+	body, rerr, cause := s.exec(ctx, a, data, raw, tx)
+	if rerr != nil {
+		return nil, &localError{remote: rerr, cause: cause}
+	}
+	return &Reply{Body: body, Service: s.name, Version: s.version, Tx: tx, Local: true}, nil
+}
+
+// exec runs a's handler with panic recovery and encodes the result; on
+// failure it returns the wire error and the handler's own error.
+func (s *Service) exec(ctx context.Context, a *action, data map[string]any, raw []byte, tx string) ([]byte, *rpc.Error, error) {
+	if wire.Tx(ctx) != tx {
+		ctx = wire.WithTx(ctx, tx)
+	}
+	msg := &Message{Data: data, Pattern: a.pattern, Tx: tx, raw: raw}
+	res, err := s.invoke(context.WithValue(ctx, actionKey{}, a), a, msg)
+	if err != nil {
+		return nil, s.toRemote(err, tx, a.canon), err
+	}
+	body, err := json.Marshal(res)
+	if err != nil {
+		err = fmt.Errorf("services: encode reply of %s: %w", a.canon, err)
+		return nil, s.toRemote(err, tx, a.canon), err
+	}
+	return body, nil, nil
+}
+
+func (s *Service) invoke(ctx context.Context, a *action, msg *Message) (res any, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &panicError{value: v}
+			s.log.LogAttrs(ctx, slog.LevelError, "services: handler panicked",
+				slog.String("tx", msg.Tx), slog.String("service", s.name), slog.String("pattern", a.canon),
+				slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+		}
+	}()
+	return a.handler.ServeAct(ctx, msg)
+}
+
+// serveRPC answers an act that arrived from the broker: the local action
+// named exactly by the pattern header, else the one the message matches.
+func (s *Service) serveRPC(ctx context.Context, req *rpc.ServerRequest) ([]byte, error) {
+	tx := req.Tx
+	if tx == "" {
+		ctx, tx = wire.EnsureTx(ctx)
+	}
+	data, err := decodeObject(req.Body)
+	if err != nil {
+		return nil, &rpc.Error{Code: CodeInvalidInput, Message: err.Error(), Service: s.name, Version: s.version, Tx: tx, Pattern: req.Pattern}
+	}
+	snap := s.snap.Load()
+	a, ok := snap.exact[req.Pattern]
+	if !ok {
+		a, ok = snap.local.Find(data)
+	}
+	if !ok {
+		return nil, &rpc.Error{Code: CodeNoAction, Message: "services: no action for pattern " + req.Pattern, Service: s.name, Version: s.version, Tx: tx, Pattern: req.Pattern}
+	}
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "services: serving act", slog.String("tx", tx), slog.String("service", s.name),
+			slog.String("pattern", req.Pattern), slog.String("matched", a.canon), slog.Bool("redelivered", req.Redelivered))
+	}
+	body, rerr, _ := s.exec(ctx, a, data, req.Body, tx)
+	if rerr != nil {
+		return nil, rerr
+	}
+	return body, nil
+}
+
+// CodeNoAction is the error code of an act that reached a service which
+// has no action for it (its catalog entry was stale).
+const CodeNoAction = "no_action"

@@ -1,0 +1,337 @@
+package services
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"sort"
+	"time"
+
+	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/wire"
+	"github.com/patbus/patbus/patterns"
+)
+
+// Kinds of registry messages.
+const (
+	regAnnounce = "announce"
+	regDiscover = "discover"
+	regLeave    = "leave"
+)
+
+// registryMessage is the JSON body of every message on the registry
+// exchange (documented in the package doc).
+type registryMessage struct {
+	Type        string   `json:"type"`
+	Service     string   `json:"service"`
+	Version     string   `json:"version"`
+	Instance    string   `json:"instance"`
+	Patterns    []string `json:"patterns,omitempty"`
+	HeartbeatMS int64    `json:"heartbeat_ms,omitempty"`
+}
+
+// joinCatalog declares the instance's registry queue, starts consuming it,
+// announces the instance and asks every other to announce.
+func (s *Service) joinCatalog(ctx context.Context) error {
+	q := s.cfg.registry + "." + s.instance
+	if _, err := s.broker.DeclareQueue(ctx, bus.Queue{Name: q, Exclusive: true, AutoDelete: true}); err != nil {
+		return err
+	}
+	if err := s.broker.Bind(ctx, bus.Binding{Exchange: s.cfg.registry, Queue: q}); err != nil {
+		return err
+	}
+	sub, err := s.broker.Consume(ctx, q, bus.ConsumeOptions{Exclusive: true})
+	if err != nil {
+		return err
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	s.mu.Lock()
+	s.sub, s.bgCancel = sub, cancel
+	s.mu.Unlock()
+	s.wg.Add(2)
+	go s.registryLoop(bg, sub)
+	go s.heartbeatLoop(bg)
+	if err := s.announce(ctx); err != nil {
+		return err
+	}
+	return s.publishRegistry(ctx, registryMessage{Type: regDiscover, Service: s.name, Version: s.version, Instance: s.instance})
+}
+
+// announce records this instance's patterns in its own catalog and
+// publishes them.
+func (s *Service) announce(ctx context.Context) error {
+	s.mu.Lock()
+	canon := make([]string, len(s.locals))
+	pats := make([]patterns.Pattern, len(s.locals))
+	for i, a := range s.locals {
+		canon[i], pats[i] = a.canon, a.pattern
+	}
+	s.upsertLocked(&instanceInfo{id: s.instance, service: s.name, version: s.version, ver: s.ver,
+		patterns: pats, canon: canon, heartbeat: s.cfg.heartbeat, lastSeen: time.Now(), self: true})
+	s.mu.Unlock()
+	s.annMu.Lock()
+	defer s.annMu.Unlock()
+	if s.left.Load() {
+		return nil
+	}
+	return s.publishRegistry(ctx, registryMessage{Type: regAnnounce, Service: s.name, Version: s.version,
+		Instance: s.instance, Patterns: canon, HeartbeatMS: s.cfg.heartbeat.Milliseconds()})
+}
+
+func (s *Service) publishRegistry(ctx context.Context, m registryMessage) error {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return bus.PublishAndWait(ctx, s.broker, s.cfg.registry, "", bus.Message{
+		ContentType: wire.ContentTypeJSON,
+		Headers:     map[string]any{wire.HeaderService: s.name, wire.HeaderVersion: s.version},
+		Body:        body,
+	})
+}
+
+// leave tells the others this instance is gone and forgets it locally.
+func (s *Service) leave(ctx context.Context) {
+	s.annMu.Lock()
+	defer s.annMu.Unlock()
+	if !s.left.CompareAndSwap(false, true) {
+		return
+	}
+	lctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := s.publishRegistry(lctx, registryMessage{Type: regLeave, Service: s.name, Version: s.version, Instance: s.instance}); err != nil {
+		s.log.Warn("services: could not announce leave", "service", s.name, "instance", s.instance, "error", err)
+	}
+}
+
+// upsertLocked records an instance and rebuilds the snapshot if what it
+// serves changed.
+func (s *Service) upsertLocked(in *instanceInfo) {
+	old, ok := s.cat.instances[in.id]
+	s.cat.instances[in.id] = in
+	if ok && old.service == in.service && old.version == in.version && equalStrings(old.canon, in.canon) {
+		return
+	}
+	s.rebuildLocked()
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Service) registryLoop(ctx context.Context, sub bus.Subscription) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case d, ok := <-sub.Deliveries():
+			if !ok {
+				return
+			}
+			_ = d.Ack()
+			s.handleRegistry(d.Body)
+		}
+	}
+}
+
+func (s *Service) handleRegistry(body []byte) {
+	var m registryMessage
+	if err := json.Unmarshal(body, &m); err != nil || m.Instance == "" {
+		s.log.Debug("services: ignoring bad registry message", "service", s.name)
+		return
+	}
+	switch m.Type {
+	case regDiscover:
+		if m.Instance != s.instance {
+			select {
+			case s.announceNow <- struct{}{}:
+			default:
+			}
+		}
+	case regLeave:
+		if m.Instance == s.instance {
+			return
+		}
+		s.mu.Lock()
+		if _, ok := s.cat.instances[m.Instance]; ok {
+			delete(s.cat.instances, m.Instance)
+			s.rebuildLocked()
+		}
+		s.mu.Unlock()
+	case regAnnounce:
+		if m.Instance == s.instance {
+			return // recorded when it was sent
+		}
+		ver, err := parseSemver(m.Version)
+		if err != nil || !validName(m.Service) {
+			s.log.Debug("services: ignoring announce with bad name or version", "from", m.Instance)
+			return
+		}
+		in := &instanceInfo{id: m.Instance, service: m.Service, version: m.Version, ver: ver,
+			heartbeat: time.Duration(m.HeartbeatMS) * time.Millisecond, lastSeen: time.Now()}
+		if in.heartbeat <= 0 {
+			in.heartbeat = DefaultHeartbeat
+		}
+		for _, c := range m.Patterns {
+			p, err := patterns.Parse(c)
+			if err != nil {
+				continue
+			}
+			in.patterns = append(in.patterns, p)
+			in.canon = append(in.canon, p.String())
+		}
+		s.mu.Lock()
+		s.upsertLocked(in)
+		s.mu.Unlock()
+	}
+}
+
+func (s *Service) heartbeatLoop(ctx context.Context) {
+	defer s.wg.Done()
+	beat := time.NewTicker(s.cfg.heartbeat)
+	defer beat.Stop()
+	every := s.cfg.heartbeat / 4
+	if every > time.Second {
+		every = time.Second
+	}
+	if every < 5*time.Millisecond {
+		every = 5 * time.Millisecond
+	}
+	reap := time.NewTicker(every)
+	defer reap.Stop()
+	send := func() {
+		actx, cancel := context.WithTimeout(ctx, s.cfg.heartbeat+time.Second)
+		defer cancel()
+		if err := s.announce(actx); err != nil && ctx.Err() == nil {
+			s.log.Warn("services: heartbeat failed", "service", s.name, "instance", s.instance, "error", err)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-beat.C:
+			send()
+		case <-s.announceNow:
+			send()
+		case now := <-reap.C:
+			s.reap(now)
+		}
+	}
+}
+
+// reap drops the instances that missed MissedHeartbeats heartbeats.
+func (s *Service) reap(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dropped := false
+	for id, in := range s.cat.instances {
+		if in.self {
+			continue
+		}
+		if now.Sub(in.lastSeen) > MissedHeartbeats*in.heartbeat {
+			delete(s.cat.instances, id)
+			dropped = true
+			s.log.Debug("services: instance expired", "service", s.name, "instance", id, "of", in.service+"@"+in.version)
+		}
+	}
+	if dropped {
+		s.rebuildLocked()
+	}
+}
+
+// WaitFor starts the service (Ready) and waits until it can route pattern:
+// a local action or a live remote service matches it (with its $$target and
+// $$version pins). It is for callers that start before the services they
+// call; it returns ctx's error, wrapped, if ctx ends first.
+func (s *Service) WaitFor(ctx context.Context, pattern string) error {
+	p, err := parsePattern(pattern)
+	if err != nil {
+		return err
+	}
+	if err := s.Ready(ctx); err != nil {
+		return err
+	}
+	msg := make(map[string]any, p.Len())
+	for _, pr := range p.Pairs() {
+		msg[pr.Key] = pr.Value
+	}
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		if s.state.Load() == stateClosed {
+			return ErrClosed
+		}
+		if _, ok := s.resolve(s.snap.Load(), msg); ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("services: wait for pattern %s: %w", p, ctx.Err())
+		}
+	}
+}
+
+// CatalogEntry describes one service version in the catalog.
+type CatalogEntry struct {
+	Service   string
+	Version   string
+	Instances []string // instance ids, sorted
+	Patterns  []string // canonical patterns, sorted
+}
+
+// Catalog returns what the service knows of the catalog: every service
+// version with a live instance, itself included, sorted by name then
+// version (newest first).
+func (s *Service) Catalog() []CatalogEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	type acc struct {
+		e    CatalogEntry
+		ver  semver
+		pats map[string]bool
+	}
+	by := map[string]*acc{}
+	for _, in := range s.cat.instances {
+		k := in.service + "@" + in.version
+		a, ok := by[k]
+		if !ok {
+			a = &acc{e: CatalogEntry{Service: in.service, Version: in.version}, ver: in.ver, pats: map[string]bool{}}
+			by[k] = a
+		}
+		a.e.Instances = append(a.e.Instances, in.id)
+		for _, c := range in.canon {
+			a.pats[c] = true
+		}
+	}
+	out := make([]CatalogEntry, 0, len(by))
+	vers := map[string]semver{}
+	for k, a := range by {
+		for c := range a.pats {
+			a.e.Patterns = append(a.e.Patterns, c)
+		}
+		sort.Strings(a.e.Patterns)
+		sort.Strings(a.e.Instances)
+		out = append(out, a.e)
+		vers[k] = a.ver
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Service != out[j].Service {
+			return out[i].Service < out[j].Service
+		}
+		return vers[out[i].Service+"@"+out[i].Version].compare(vers[out[j].Service+"@"+out[j].Version]) > 0
+	})
+	return out
+}

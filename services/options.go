@@ -1,0 +1,165 @@
+package services
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/rpc"
+)
+
+// Defaults of the options.
+const (
+	// DefaultTimeout bounds an act whose context has no deadline.
+	DefaultTimeout = 5 * time.Second
+	// DefaultHeartbeat is how often an instance announces itself in the
+	// catalog. An instance silent for MissedHeartbeats intervals is dropped.
+	DefaultHeartbeat = 5 * time.Second
+	// MissedHeartbeats is how many heartbeats an instance may miss before
+	// callers drop it from their catalog.
+	MissedHeartbeats = 3
+	// DefaultPrefetch bounds the requests one instance handles at once.
+	DefaultPrefetch = rpc.DefaultPrefetch
+	// DefaultMaxMessageSize bounds the body of an act and of its reply.
+	DefaultMaxMessageSize = bus.DefaultMaxMessageSize
+	// DefaultActExchange is the topic exchange acts travel on (DESIGN.md
+	// section 4), rpc.ActExchange.
+	DefaultActExchange = "patbus.act"
+	// DefaultRegistryExchange is the fanout exchange of the catalog
+	// (DESIGN.md section 6).
+	DefaultRegistryExchange = "patbus.registry"
+)
+
+// Option configures a Service.
+type Option func(*config)
+
+type config struct {
+	broker         bus.Broker
+	logger         *slog.Logger
+	timeout        time.Duration
+	prefetch       int
+	heartbeat      time.Duration
+	preferLocal    bool
+	maxMessageSize int
+	actExchange    string
+	registry       string
+	queueExpires   time.Duration
+}
+
+func defaults() config {
+	return config{
+		logger:         slog.New(discardHandler{}),
+		timeout:        DefaultTimeout,
+		prefetch:       DefaultPrefetch,
+		heartbeat:      DefaultHeartbeat,
+		preferLocal:    true,
+		maxMessageSize: DefaultMaxMessageSize,
+		actExchange:    DefaultActExchange,
+		registry:       DefaultRegistryExchange,
+	}
+}
+
+func newConfig(opts []Option) (config, error) {
+	c := defaults()
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	var problems []error
+	if c.timeout <= 0 {
+		problems = append(problems, fmt.Errorf("timeout must be positive, got %v", c.timeout))
+	}
+	if c.prefetch <= 0 {
+		problems = append(problems, fmt.Errorf("prefetch must be positive, got %d", c.prefetch))
+	}
+	if c.heartbeat <= 0 {
+		problems = append(problems, fmt.Errorf("heartbeat must be positive, got %v", c.heartbeat))
+	}
+	if c.maxMessageSize <= 0 {
+		problems = append(problems, fmt.Errorf("max message size must be positive, got %d", c.maxMessageSize))
+	}
+	if c.actExchange == "" || c.registry == "" {
+		problems = append(problems, errors.New("exchange names must not be empty"))
+	}
+	if c.queueExpires < 0 {
+		problems = append(problems, fmt.Errorf("queue expiry must not be negative, got %v", c.queueExpires))
+	}
+	if len(problems) > 0 {
+		return c, fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(problems...))
+	}
+	return c, nil
+}
+
+// WithBroker sets the broker the service talks on. Services that should see
+// each other share one broker value (in-memory) or one RabbitMQ. The
+// service does not close a broker given here. Nil (the default) gives the
+// service a private in-memory broker that it owns and closes: it can act
+// only on itself.
+func WithBroker(b bus.Broker) Option { return func(c *config) { c.broker = b } }
+
+// WithLogger sets the logger; nil (and the default) means discard. Every
+// line logged about an act carries the attribute "tx".
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l == nil {
+			l = slog.New(discardHandler{})
+		}
+		c.logger = l
+	}
+}
+
+// WithTimeout bounds an act whose context has no deadline. Default
+// DefaultTimeout (5s). A context deadline always wins.
+func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+
+// WithPrefetch bounds the requests from the broker that one instance
+// handles at once. Default DefaultPrefetch.
+func WithPrefetch(n int) Option { return func(c *config) { c.prefetch = n } }
+
+// WithHeartbeat sets how often the instance announces itself in the
+// catalog. Callers drop an instance after MissedHeartbeats silent
+// intervals (its own announced interval). Default DefaultHeartbeat (5s).
+func WithHeartbeat(d time.Duration) Option { return func(c *config) { c.heartbeat = d } }
+
+// WithPreferLocal chooses what happens when a local action and a remote
+// service have the very same pattern: true (the default) runs the local
+// action in-process; false sends the act through the broker, so that load
+// spreads over every instance and every act can be seen on the exchange.
+func WithPreferLocal(prefer bool) Option { return func(c *config) { c.preferLocal = prefer } }
+
+// WithBrokerOnly is WithPreferLocal(false): every act travels through the
+// broker, even one the service could answer itself.
+func WithBrokerOnly() Option { return WithPreferLocal(false) }
+
+// WithMaxMessageSize bounds the body of an act sent over the broker and of
+// the replies this instance sends. A larger act fails with an error
+// wrapping bus.ErrTooLarge. Default DefaultMaxMessageSize.
+func WithMaxMessageSize(n int) Option { return func(c *config) { c.maxMessageSize = n } }
+
+// WithExchanges replaces the names of the act exchange (topic) and the
+// registry exchange (fanout); the act queue of a service is then
+// "<act>.<name>@<version>" and an instance's registry queue
+// "<registry>.<instance>". Services that should see each other must use the
+// same names. Defaults DefaultActExchange and DefaultRegistryExchange. Use
+// it to keep separate systems (or tests) apart on one RabbitMQ.
+func WithExchanges(act, registry string) Option {
+	return func(c *config) { c.actExchange, c.registry = act, registry }
+}
+
+// WithQueueExpires lets RabbitMQ delete the service version's shared act
+// queue after it has had no consumer for d (x-expires). Zero (the default)
+// keeps it until it is deleted by hand. Every instance of a version must
+// use the same value.
+func WithQueueExpires(d time.Duration) Option { return func(c *config) { c.queueExpires = d } }
+
+// discardHandler drops every record (slog.DiscardHandler needs Go 1.24).
+type discardHandler struct{}
+
+func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
+func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
+func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d discardHandler) WithGroup(string) slog.Handler           { return d }

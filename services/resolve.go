@@ -1,0 +1,198 @@
+package services
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/patbus/patbus/patterns"
+)
+
+// snapshot is an immutable view of what the service can route, swapped
+// atomically on every change, so that acts resolve without locks.
+type snapshot struct {
+	// local holds the local actions, for priors and for acts from the
+	// broker whose pattern header names no local action exactly.
+	local *patterns.Router[*action]
+	// exact maps canonical patterns to local actions.
+	exact map[string]*action
+	// routes is the one router of local actions and remote patterns that
+	// acts resolve against (DESIGN.md section 4).
+	routes *patterns.Router[*route]
+}
+
+// route is one pattern with whoever serves it.
+type route struct {
+	pattern patterns.Pattern
+	canon   string
+	local   *action    // the local action, or nil
+	remote  []provider // newest version first
+}
+
+// provider is one service version that serves a route.
+type provider struct {
+	service, version string
+	ver              semver
+	key              string // routing key with $$target and $$version
+	target           string // service@version, for errors and logs
+}
+
+// catalog is what the registry has told this instance: every live
+// instance of every service, this one included.
+type catalog struct {
+	instances map[string]*instanceInfo
+	seq       uint64
+	order     map[string]uint64 // canonical pattern -> when first seen
+}
+
+type instanceInfo struct {
+	id, service, version string
+	ver                  semver
+	patterns             []patterns.Pattern
+	canon                []string
+	heartbeat            time.Duration
+	lastSeen             time.Time
+	self                 bool
+}
+
+func newCatalog() catalog {
+	return catalog{instances: map[string]*instanceInfo{}, order: map[string]uint64{}}
+}
+
+func (c *catalog) seen(canon string) uint64 {
+	if n, ok := c.order[canon]; ok {
+		return n
+	}
+	c.seq++
+	c.order[canon] = c.seq
+	return c.seq
+}
+
+// rebuildLocked builds a fresh snapshot from the local actions and the
+// catalog and wakes the waiters. Patterns go into the routers in the order
+// they were first seen, which decides only among globs on one key.
+func (s *Service) rebuildLocked() {
+	type entry struct {
+		r   *route
+		seq uint64
+		pv  map[string]provider
+	}
+	entries := map[string]*entry{}
+	get := func(p patterns.Pattern, canon string) *entry {
+		e, ok := entries[canon]
+		if !ok {
+			e = &entry{r: &route{pattern: p, canon: canon}, seq: s.cat.seen(canon), pv: map[string]provider{}}
+			entries[canon] = e
+		}
+		return e
+	}
+	snap := &snapshot{exact: make(map[string]*action, len(s.locals)), local: patterns.NewRouter[*action]()}
+	for _, a := range s.locals {
+		snap.local.Add(a.pattern, a)
+		snap.exact[a.canon] = a
+		get(a.pattern, a.canon).r.local = a
+	}
+	for _, in := range s.cat.instances {
+		for i, p := range in.patterns {
+			e := get(p, in.canon[i])
+			id := in.service + "@" + in.version
+			if _, ok := e.pv[id]; ok {
+				continue
+			}
+			key, err := targetKey(p, in.service, in.version)
+			if err != nil {
+				continue // too long to route; the announcing service could not bind it either
+			}
+			e.pv[id] = provider{service: in.service, version: in.version, ver: in.ver, key: key, target: id}
+		}
+	}
+	list := make([]*entry, 0, len(entries))
+	for _, e := range entries {
+		for _, p := range e.pv {
+			e.r.remote = append(e.r.remote, p)
+		}
+		sort.Slice(e.r.remote, func(i, j int) bool {
+			a, b := e.r.remote[i], e.r.remote[j]
+			if c := a.ver.compare(b.ver); c != 0 {
+				return c > 0
+			}
+			if a.version != b.version {
+				return a.version > b.version
+			}
+			return a.service < b.service
+		})
+		list = append(list, e)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].seq < list[j].seq })
+	snap.routes = patterns.NewRouter[*route]()
+	for _, e := range list {
+		snap.routes.Add(e.r.pattern, e.r)
+	}
+	s.snap.Store(snap)
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// resolution is where an act goes: a local action, a remote provider, or
+// nowhere.
+type resolution struct {
+	route  *route
+	local  *action
+	remote *provider
+}
+
+// resolve finds where msg goes. The message matches by the Patrun rules as
+// it is, $$target and $$version included (so a pattern may name them). The
+// message's $$target and $$version then filter who may serve the winning
+// pattern: the local action (preferred unless the service is broker-only),
+// else the newest version among the remote providers. When the pins leave
+// nobody for the winning pattern, the other patterns that match the message
+// are tried, the one with the most pairs first.
+func (s *Service) resolve(snap *snapshot, msg map[string]any) (resolution, bool) {
+	target, version := pin(msg[keyTarget]), pin(msg[keyVersion])
+	if r, ok := snap.routes.Find(msg); ok {
+		if res, ok := s.choose(r, target, version); ok {
+			return res, true
+		}
+	}
+	if target == "" && version == "" {
+		return resolution{}, false
+	}
+	all := snap.routes.Collect(msg)
+	sort.SliceStable(all, func(i, j int) bool { return all[i].pattern.Len() > all[j].pattern.Len() })
+	for _, r := range all {
+		if res, ok := s.choose(r, target, version); ok {
+			return res, true
+		}
+	}
+	return resolution{}, false
+}
+
+func (s *Service) choose(r *route, target, version string) (resolution, bool) {
+	localOK := r.local != nil && (target == "" || target == s.name) && (version == "" || version == s.version)
+	if localOK && s.cfg.preferLocal {
+		return resolution{route: r, local: r.local}, true
+	}
+	for i := range r.remote {
+		p := &r.remote[i]
+		if (target == "" || target == p.service) && (version == "" || version == p.version) {
+			return resolution{route: r, remote: p}, true
+		}
+	}
+	if localOK {
+		return resolution{route: r, local: r.local}, true
+	}
+	return resolution{}, false
+}
+
+// pin turns a $$target or $$version value into a string.
+func pin(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	default:
+		return fmt.Sprint(x)
+	}
+}
