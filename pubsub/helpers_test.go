@@ -31,15 +31,7 @@ func (e *env) broker() bus.Broker {
 	if e.shared != nil {
 		return e.shared
 	}
-	url := testenv.AMQPURL(e.t)
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	b, err := bus.Open(ctx, url, bus.WithConnectionName("patbus-pubsub-test"))
-	if err != nil {
-		e.t.Fatalf("dial RabbitMQ: %v", err)
-	}
-	e.t.Cleanup(func() { _ = b.Close() })
-	return b
+	return testenv.Rabbit(e.t, bus.WithConnectionName("patbus-pubsub-test"))
 }
 
 // pubsubOn makes a PubSub on a broker of its own (RabbitMQ) or the shared
@@ -56,25 +48,13 @@ func (e *env) pubsub(opts ...pubsub.Option) *pubsub.PubSub {
 
 // deleteQueues deletes durable queues at the end of the test.
 func (e *env) deleteQueues(names ...string) {
-	b := e.broker()
-	e.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		for _, n := range names {
-			_ = b.DeleteQueue(ctx, n)
-		}
-	})
+	testenv.DeleteQueues(e.t, e.broker(), names...)
 }
 
 func eachBroker(t *testing.T, f func(t *testing.T, e *env)) {
 	t.Helper()
 	t.Run("memory", func(t *testing.T) {
-		b, err := bus.NewMemory()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		f(t, &env{t: t, name: "memory", shared: b})
+		f(t, &env{t: t, name: "memory", shared: testenv.Memory(t)})
 	})
 	t.Run("rabbitmq", func(t *testing.T) {
 		testenv.AMQPURL(t)

@@ -96,14 +96,7 @@ func (e *env) broker() bus.Broker {
 	if !e.rabbit {
 		return e.mem
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	b, err := bus.Dial(ctx, []string{e.url}, bus.WithConnectionName("patbus-services-test"))
-	if err != nil {
-		e.t.Fatalf("dial: %v", err)
-	}
-	e.t.Cleanup(func() { _ = b.Close() })
-	return b
+	return testenv.Rabbit(e.t, bus.WithConnectionName("patbus-services-test"))
 }
 
 // name returns a service name unique to this test run.

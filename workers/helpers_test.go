@@ -17,34 +17,19 @@ import (
 // wait bounds every wait in these tests.
 const wait = 30 * time.Second
 
+// connName names the tests' RabbitMQ connections.
+const connName = "patbus-workers-test"
+
 // eachBroker runs f on the in-memory broker and on RabbitMQ.
 func eachBroker(t *testing.T, f func(t *testing.T, b bus.Broker)) {
 	t.Helper()
-	t.Run("memory", func(t *testing.T) {
-		b, err := bus.NewMemory()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		f(t, b)
-	})
-	t.Run("rabbitmq", func(t *testing.T) {
-		f(t, dialRabbit(t))
-	})
+	testenv.EachBroker(t, f, bus.WithConnectionName(connName))
 }
 
 // dialRabbit opens a RabbitMQ broker of its own, closed at the end of the test.
 func dialRabbit(t testing.TB) bus.Broker {
 	t.Helper()
-	url := testenv.AMQPURL(t)
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	b, err := bus.Open(ctx, url, bus.WithConnectionName("patbus-workers-test"))
-	if err != nil {
-		t.Fatalf("dial RabbitMQ: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
+	return testenv.Rabbit(t, bus.WithConnectionName(connName))
 }
 
 // queueName returns a queue name no other test uses.

@@ -11,14 +11,11 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/exampleapp"
 	"github.com/patbus/patbus/services"
 )
 
@@ -72,20 +69,4 @@ func run(ctx context.Context, b bus.Broker, out io.Writer) error {
 	return nil
 }
 
-func main() {
-	addr := flag.String("amqp", os.Getenv("PATBUS_AMQP_URL"), "RabbitMQ address; empty means the in-memory broker")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	b, err := bus.Open(ctx, *addr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "login:", err)
-		os.Exit(1)
-	}
-	err = run(ctx, b, os.Stdout)
-	_ = b.Close()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "login:", err)
-		os.Exit(1)
-	}
-}
+func main() { exampleapp.Main("login", run) }

@@ -16,13 +16,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/exampleapp"
 	"github.com/patbus/patbus/pubsub"
 )
 
@@ -37,28 +35,14 @@ var DefaultMessages = []string{
 }
 
 func main() {
-	amqpURL := flag.String("amqp", os.Getenv("PATBUS_AMQP_URL"), "RabbitMQ address; empty runs on the in-memory broker")
 	subscribers := flag.Int("subscribers", 2, "number of subscribers")
-	flag.Parse()
-	messages := flag.Args()
-	if len(messages) == 0 {
-		messages = DefaultMessages
-	}
-	if err := start(*amqpURL, messages, *subscribers); err != nil {
-		fmt.Fprintln(os.Stderr, "logs:", err)
-		os.Exit(1)
-	}
-}
-
-func start(amqpURL string, messages []string, subscribers int) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	b, err := bus.Open(ctx, amqpURL)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	return run(ctx, b, os.Stdout, messages, subscribers)
+	exampleapp.Main("logs", func(ctx context.Context, b bus.Broker, out io.Writer) error {
+		messages := flag.Args()
+		if len(messages) == 0 {
+			messages = DefaultMessages
+		}
+		return run(ctx, b, out, messages, *subscribers)
+	})
 }
 
 // run starts the subscribers, publishes the messages and returns once every

@@ -14,16 +14,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/exampleapp"
 	"github.com/patbus/patbus/pubsub"
 )
 
@@ -50,23 +47,9 @@ var DefaultLines = []Line{
 }
 
 func main() {
-	amqpURL := flag.String("amqp", os.Getenv("PATBUS_AMQP_URL"), "RabbitMQ address; empty runs on the in-memory broker")
-	flag.Parse()
-	if err := start(*amqpURL); err != nil {
-		fmt.Fprintln(os.Stderr, "routing:", err)
-		os.Exit(1)
-	}
-}
-
-func start(amqpURL string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	b, err := bus.Open(ctx, amqpURL)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	return run(ctx, b, os.Stdout, DefaultLines)
+	exampleapp.Main("routing", func(ctx context.Context, b bus.Broker, out io.Writer) error {
+		return run(ctx, b, out, DefaultLines)
+	})
 }
 
 // run starts a subscriber per rank, publishes the lines and returns once

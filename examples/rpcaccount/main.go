@@ -17,15 +17,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/exampleapp"
 	"github.com/patbus/patbus/rpc"
 )
 
@@ -129,22 +126,4 @@ func run(ctx context.Context, b bus.Broker, out io.Writer) (err error) {
 	return nil
 }
 
-func main() {
-	addr := flag.String("amqp", os.Getenv("PATBUS_AMQP_URL"), "RabbitMQ address (default: PATBUS_AMQP_URL, or the in-memory broker if empty)")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := start(ctx, *addr); err != nil {
-		fmt.Fprintln(os.Stderr, "rpcaccount:", err)
-		os.Exit(1)
-	}
-}
-
-func start(ctx context.Context, addr string) error {
-	b, err := bus.Open(ctx, addr)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	return run(ctx, b, os.Stdout)
-}
+func main() { exampleapp.Main("rpcaccount", run) }

@@ -10,14 +10,11 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/exampleapp"
 	"github.com/patbus/patbus/services"
 )
 
@@ -80,20 +77,4 @@ func pins(m map[string]any) string {
 	return "(no pin)"
 }
 
-func main() {
-	addr := flag.String("amqp", os.Getenv("PATBUS_AMQP_URL"), "RabbitMQ address; empty means the in-memory broker")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	b, err := bus.Open(ctx, *addr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "targets:", err)
-		os.Exit(1)
-	}
-	err = run(ctx, b, os.Stdout)
-	_ = b.Close()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "targets:", err)
-		os.Exit(1)
-	}
-}
+func main() { exampleapp.Main("targets", run) }

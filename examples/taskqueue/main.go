@@ -20,14 +20,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/exampleapp"
 	"github.com/patbus/patbus/workers"
 )
 
@@ -44,29 +42,15 @@ var DefaultTasks = []string{
 }
 
 func main() {
-	amqpURL := flag.String("amqp", os.Getenv("PATBUS_AMQP_URL"), "RabbitMQ address; empty runs on the in-memory broker")
 	unit := flag.Duration("unit", time.Second, "work per '.' in a task")
 	consumers := flag.Int("workers", 2, "number of workers")
-	flag.Parse()
-	tasks := flag.Args()
-	if len(tasks) == 0 {
-		tasks = DefaultTasks
-	}
-	if err := start(*amqpURL, tasks, *unit, *consumers); err != nil {
-		fmt.Fprintln(os.Stderr, "taskqueue:", err)
-		os.Exit(1)
-	}
-}
-
-func start(amqpURL string, tasks []string, unit time.Duration, consumers int) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	b, err := bus.Open(ctx, amqpURL)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	return run(ctx, b, os.Stdout, tasks, unit, consumers)
+	exampleapp.Main("taskqueue", func(ctx context.Context, b bus.Broker, out io.Writer) error {
+		tasks := flag.Args()
+		if len(tasks) == 0 {
+			tasks = DefaultTasks
+		}
+		return run(ctx, b, out, tasks, *unit, *consumers)
+	})
 }
 
 // run starts the workers, sends the tasks and returns when every task has

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
+	"io"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,25 +18,11 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestTaskQueue(t *testing.T) {
-	t.Run("memory", func(t *testing.T) {
-		b, err := bus.NewMemory()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		check(t, b)
-	})
-	t.Run("rabbitmq", func(t *testing.T) {
-		url := testenv.AMQPURL(t)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		b, err := bus.Open(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
+	testenv.EachBroker(t, func(t *testing.T, b bus.Broker) {
 		// The queue is durable: start from empty and leave nothing behind.
 		clean := func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
 			q, err := workers.New(b, Queue)
 			if err != nil {
 				t.Fatal(err)
@@ -52,20 +38,16 @@ func TestTaskQueue(t *testing.T) {
 }
 
 func check(t *testing.T, b bus.Broker) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out bytes.Buffer
-	// 10ms per dot: long enough that a busy worker has the next task
-	// given to the other one.
-	if err := run(ctx, b, &out, DefaultTasks, 10*time.Millisecond, 2); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
-	t.Logf("\n%s", out.String())
+	out := testenv.Output(t, b, func(ctx context.Context, b bus.Broker, out io.Writer) error {
+		// 10ms per dot: long enough that a busy worker has the next task
+		// given to the other one.
+		return run(ctx, b, out, DefaultTasks, 10*time.Millisecond, 2)
+	})
 	received := regexp.MustCompile(`^worker (\d): \[x\] Received (.*)$`)
 	byWorker := map[string]int{}
 	seen := map[string]int{}
 	sent, done := 0, 0
-	for _, line := range strings.Split(strings.TrimRight(out.String(), "\n"), "\n") {
+	for _, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
 		switch {
 		case strings.HasPrefix(line, " [x] Sent "):
 			sent++

@@ -14,17 +14,14 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/exampleapp"
 	"github.com/patbus/patbus/pubsub"
 )
 
@@ -48,23 +45,9 @@ var DefaultLines = []Line{
 }
 
 func main() {
-	amqpURL := flag.String("amqp", os.Getenv("PATBUS_AMQP_URL"), "RabbitMQ address; empty runs on the in-memory broker")
-	flag.Parse()
-	if err := start(*amqpURL); err != nil {
-		fmt.Fprintln(os.Stderr, "topics:", err)
-		os.Exit(1)
-	}
-}
-
-func start(amqpURL string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	b, err := bus.Open(ctx, amqpURL)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	return run(ctx, b, os.Stdout, DefaultLines)
+	exampleapp.Main("topics", func(ctx context.Context, b bus.Broker, out io.Writer) error {
+		return run(ctx, b, out, DefaultLines)
+	})
 }
 
 // run starts a subscriber per binding key, publishes the lines and returns

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"sort"
-	"strings"
+	"io"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -16,36 +13,12 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestTopics(t *testing.T) {
-	t.Run("memory", func(t *testing.T) {
-		b, err := bus.NewMemory()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		check(t, b)
-	})
-	t.Run("rabbitmq", func(t *testing.T) {
-		url := testenv.AMQPURL(t)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		b, err := bus.Open(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		check(t, b)
-	})
-}
+func TestTopics(t *testing.T) { testenv.EachBroker(t, check) }
 
 func check(t *testing.T, b bus.Broker) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out bytes.Buffer
-	if err := run(ctx, b, &out, DefaultLines); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
-	t.Logf("\n%s", out.String())
+	out := testenv.Output(t, b, func(ctx context.Context, b bus.Broker, out io.Writer) error {
+		return run(ctx, b, out, DefaultLines)
+	})
 	want := []string{
 		" [x] Sent account-server.info:user 2 logged in",
 		" [x] Sent config-server.info:configuration reloaded",
@@ -54,12 +27,7 @@ func check(t *testing.T, b bus.Broker) {
 		"[#.info] [x] config-server.info:configuration reloaded",
 		"[*.error] [x] config-server.error:cannot read settings.json",
 	}
-	got := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
-	sort.Strings(got)
-	sort.Strings(want)
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	testenv.SameLines(t, out, want)
 }
 
 func TestTopicMatch(t *testing.T) {

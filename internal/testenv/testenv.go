@@ -2,6 +2,14 @@
 // missing service skips the test with its reason; where CI or
 // PATBUS_REQUIRE_SERVICES is set, it fails the test instead, so that no
 // integration test skips in CI.
+//
+// It also gives tests their brokers: Memory and Rabbit open one broker that
+// the test's cleanup closes, EachBroker runs a test body on both, as the
+// subtests "memory" and "rabbitmq", and DeleteQueues removes durable queues
+// at the end of a test. Output runs an example's run function (see
+// internal/exampleapp) and SameLines compares output written by several
+// goroutines. RabbitNode starts a private RabbitMQ node for tests that break
+// the broker.
 package testenv
 
 import (
