@@ -5,8 +5,10 @@
 // # The interface
 //
 // Broker declares exchanges, queues and bindings, publishes with confirms and
-// mandatory returns, and consumes with prefetch and manual acks. rpc, pubsub
-// and workers are written once against it.
+// mandatory returns, and consumes with prefetch and manual acks (or, where
+// at most once is enough, such as replies, automatic acks:
+// ConsumeOptions.NoAck). rpc, pubsub and workers are written once against
+// it.
 //
 // # Choosing a broker
 //
