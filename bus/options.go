@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/patbus/patbus/internal/logx"
 )
 
 // Option configures a broker. Options that only matter for RabbitMQ are
@@ -34,7 +36,7 @@ const DefaultMaxMessageSize = 8 << 20
 
 func defaults() config {
 	return config{
-		logger:         slog.New(discardHandler{}),
+		logger:         logx.Discard(),
 		maxMessageSize: DefaultMaxMessageSize,
 		connectionName: "patbus",
 		heartbeat:      10 * time.Second,
@@ -81,12 +83,7 @@ func newConfig(opts []Option) (config, error) {
 
 // WithLogger sets the logger; nil means discard.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) {
-		if l == nil {
-			l = slog.New(discardHandler{})
-		}
-		c.logger = l
-	}
+	return func(c *config) { c.logger = logx.OrDiscard(l) }
 }
 
 // WithMaxMessageSize bounds the body of a published message; larger ones fail

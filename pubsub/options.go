@@ -1,10 +1,11 @@
 package pubsub
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+
+	"github.com/patbus/patbus/internal/logx"
 )
 
 // DefaultPrefetch bounds the unacknowledged events of one subscription.
@@ -20,7 +21,7 @@ type config struct {
 }
 
 func newConfig(opts []Option) (config, error) {
-	c := config{logger: slog.New(discardHandler{}), prefetch: DefaultPrefetch}
+	c := config{logger: logx.Discard(), prefetch: DefaultPrefetch}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)
@@ -38,12 +39,7 @@ func newConfig(opts []Option) (config, error) {
 
 // WithLogger sets the logger; nil means discard.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) {
-		if l == nil {
-			l = slog.New(discardHandler{})
-		}
-		c.logger = l
-	}
+	return func(c *config) { c.logger = logx.OrDiscard(l) }
 }
 
 // WithPrefetch bounds the events a subscription holds without having acked
@@ -105,11 +101,3 @@ func newSubConfig(opts []SubscribeOption) (subConfig, error) {
 	}
 	return c, nil
 }
-
-// discardHandler drops every record (slog.DiscardHandler needs Go 1.24).
-type discardHandler struct{}
-
-func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
-func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
-func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discardHandler) WithGroup(string) slog.Handler           { return d }

@@ -1,13 +1,13 @@
 package rpc
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/logx"
 )
 
 // Defaults of the options.
@@ -41,7 +41,7 @@ type config struct {
 
 func defaults() config {
 	return config{
-		logger:         slog.New(discardHandler{}),
+		logger:         logx.Discard(),
 		timeout:        DefaultTimeout,
 		prefetch:       DefaultPrefetch,
 		maxMessageSize: DefaultMaxMessageSize,
@@ -79,12 +79,7 @@ func newConfig(opts []Option) (config, error) {
 // Server logs panics, requests that arrive past their deadline and broker
 // failures; the Client logs dropped replies at debug level.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) {
-		if l == nil {
-			l = slog.New(discardHandler{})
-		}
-		c.logger = l
-	}
+	return func(c *config) { c.logger = logx.OrDiscard(l) }
 }
 
 // WithTimeout sets the Client's timeout for a Call whose context has no
@@ -115,11 +110,3 @@ func WithMaxMessageSize(n int) Option { return func(c *config) { c.maxMessageSiz
 func WithReplyConfirmTimeout(d time.Duration) Option {
 	return func(c *config) { c.confirmTimeout = d }
 }
-
-// discardHandler drops every record (slog.DiscardHandler needs Go 1.24).
-type discardHandler struct{}
-
-func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
-func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
-func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discardHandler) WithGroup(string) slog.Handler           { return d }

@@ -1,13 +1,13 @@
 package services
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/logx"
 	"github.com/patbus/patbus/rpc"
 )
 
@@ -51,7 +51,7 @@ type config struct {
 
 func defaults() config {
 	return config{
-		logger:         slog.New(discardHandler{}),
+		logger:         logx.Discard(),
 		timeout:        DefaultTimeout,
 		prefetch:       DefaultPrefetch,
 		heartbeat:      DefaultHeartbeat,
@@ -104,12 +104,7 @@ func WithBroker(b bus.Broker) Option { return func(c *config) { c.broker = b } }
 // WithLogger sets the logger; nil (and the default) means discard. Every
 // line logged about an act carries the attribute "tx".
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) {
-		if l == nil {
-			l = slog.New(discardHandler{})
-		}
-		c.logger = l
-	}
+	return func(c *config) { c.logger = logx.OrDiscard(l) }
 }
 
 // WithTimeout bounds an act whose context has no deadline. Default
@@ -155,11 +150,3 @@ func WithExchanges(act, registry string) Option {
 // keeps it until it is deleted by hand. Every instance of a version must
 // use the same value.
 func WithQueueExpires(d time.Duration) Option { return func(c *config) { c.queueExpires = d } }
-
-// discardHandler drops every record (slog.DiscardHandler needs Go 1.24).
-type discardHandler struct{}
-
-func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
-func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
-func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discardHandler) WithGroup(string) slog.Handler           { return d }

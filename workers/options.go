@@ -1,11 +1,12 @@
 package workers
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/patbus/patbus/internal/logx"
 )
 
 // Defaults used when an option is not given.
@@ -45,7 +46,7 @@ type config struct {
 
 func defaults() config {
 	return config{
-		logger:          slog.New(discardHandler{}),
+		logger:          logx.Discard(),
 		maxAttempts:     DefaultMaxAttempts,
 		backoffInitial:  DefaultBackoffInitial,
 		backoffMax:      DefaultBackoffMax,
@@ -102,12 +103,7 @@ func newConfig(opts []Option) (config, error) {
 
 // WithLogger sets the logger; nil means discard.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) {
-		if l == nil {
-			l = slog.New(discardHandler{})
-		}
-		c.logger = l
-	}
+	return func(c *config) { c.logger = logx.OrDiscard(l) }
 }
 
 // WithPrefetch bounds the items a worker holds without having acked them
@@ -147,11 +143,3 @@ func WithShutdownTimeout(d time.Duration) Option { return func(c *config) { c.sh
 // broker: the guard against an item that crashes every worker that takes it.
 // A queue declared without WithQuorum cannot be declared again with it.
 func WithQuorum() Option { return func(c *config) { c.quorum = true } }
-
-// discardHandler drops every record (slog.DiscardHandler needs Go 1.24).
-type discardHandler struct{}
-
-func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
-func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
-func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discardHandler) WithGroup(string) slog.Handler           { return d }
