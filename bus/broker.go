@@ -21,9 +21,12 @@ type Broker interface {
 	DeclareExchange(ctx context.Context, ex Exchange) error
 
 	// DeclareQueue creates the queue if it does not exist and returns its
-	// name. A queue with an empty Name gets a broker-generated name (such
-	// queues must be Exclusive). Declaring an existing queue with different
-	// settings is an error wrapping ErrPrecondition.
+	// name. A queue with an empty Name gets a fresh generated name
+	// ("patbus.gen-…" on RabbitMQ, chosen by the client so that the queue
+	// can be declared again under the same name after a reconnect; RabbitMQ
+	// refuses client declarations of "amq.gen-…" names). Declaring an
+	// existing queue with different settings is an error wrapping
+	// ErrPrecondition.
 	DeclareQueue(ctx context.Context, q Queue) (string, error)
 
 	// DeleteQueue deletes the queue and whatever it holds. Deleting a queue
@@ -169,9 +172,9 @@ const DefaultPrefetch = 100
 
 // Subscription is a running consumer.
 type Subscription interface {
-	// Deliveries yields the consumer's messages. It is closed after Cancel or
-	// Close returns, or when the broker deletes the queue or closes; receive
-	// with d, ok := <-ch.
+	// Deliveries yields the consumer's messages. It is closed by the time
+	// Cancel returns, or when the broker deletes the queue or closes;
+	// receive with d, ok := <-ch.
 	Deliveries() <-chan *Delivery
 
 	// Cancel stops new deliveries, hands back deliveries not yet received
