@@ -20,6 +20,12 @@ type Broker interface {
 	// remembers every declaration and declares it again after a reconnect.
 	DeclareExchange(ctx context.Context, ex Exchange) error
 
+	// DeleteExchange deletes the exchange and every binding from it.
+	// Deleting an exchange that does not exist is not an error; the
+	// default exchange and the predeclared "amq.*" exchanges cannot be
+	// deleted (ErrInvalidConfig).
+	DeleteExchange(ctx context.Context, name string) error
+
 	// DeclareQueue creates the queue if it does not exist and returns its
 	// name. A queue with an empty Name gets a fresh generated name
 	// ("patbus.gen-…" on RabbitMQ, chosen by the client so that the queue

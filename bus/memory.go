@@ -204,6 +204,19 @@ func sameQueue(a, b Queue) bool {
 	return reflect.DeepEqual(a.Args, b.Args)
 }
 
+// DeleteExchange deletes the exchange and its bindings; see Broker.
+func (m *Memory) DeleteExchange(ctx context.Context, name string) error {
+	if name == "" || hasPrefix(name, "amq.") {
+		return fmt.Errorf("%w: bus: exchange %q: the default and amq.* exchanges cannot be deleted", ErrInvalidConfig, name)
+	}
+	if err := m.begin(ctx, "delete exchange"); err != nil {
+		return err
+	}
+	defer m.end()
+	delete(m.exchanges, name)
+	return nil
+}
+
 // DeleteQueue deletes the queue, its messages and its bindings; its
 // subscriptions end with an error wrapping ErrNotFound. See Broker.
 func (m *Memory) DeleteQueue(ctx context.Context, name string) error {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -41,6 +42,18 @@ func (t *topology) hasExchange(name string) bool {
 	defer t.mu.Unlock()
 	_, ok := t.exchanges[name]
 	return ok
+}
+
+// removeExchange forgets the exchange and the bindings from it.
+func (t *topology) removeExchange(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.exchanges, name)
+	for b := range t.bindings {
+		if b.Exchange == name {
+			delete(t.bindings, b)
+		}
+	}
 }
 
 func (t *topology) addQueue(q Queue) {
@@ -290,6 +303,25 @@ func (r *Rabbit) DeclareExchange(ctx context.Context, ex Exchange) error {
 	}
 	return r.declare(ctx, op, func(ch *amqp.Channel) error { return declareExchange(ch, ex) },
 		func() { r.topo.addExchange(ex) })
+}
+
+// DeleteExchange deletes the exchange and forgets it and its bindings, so
+// that a reconnect does not declare them again.
+func (r *Rabbit) DeleteExchange(ctx context.Context, name string) error {
+	op := fmt.Sprintf("delete exchange %q", name)
+	if err := checkShort("exchange name", name); err != nil {
+		return fmt.Errorf("bus: %s: %w", op, err)
+	}
+	if name == "" || strings.HasPrefix(name, "amq.") {
+		return fmt.Errorf("bus: %s: %w: the default and amq.* exchanges cannot be deleted", op, ErrInvalidConfig)
+	}
+	err := r.declare(ctx, op, func(ch *amqp.Channel) error { return ch.ExchangeDelete(name, false, false) },
+		func() { r.topo.removeExchange(name) })
+	if errors.Is(err, ErrNotFound) {
+		r.topo.removeExchange(name)
+		return nil
+	}
+	return err
 }
 
 // DeclareQueue declares the queue on the consuming connection and remembers

@@ -13,6 +13,7 @@ var lifecycleTests = []subtest{
 	{"DeclareConflict", testDeclareConflict},
 	{"ServerNamedExclusive", testServerNamed},
 	{"DeleteQueueEndsSubscription", testDeleteQueue},
+	{"DeleteExchange", testDeleteExchange},
 	{"ConsumeMissingQueue", testConsumeMissing},
 	{"Close", testClose},
 }
@@ -151,5 +152,37 @@ func testClose(e *env) {
 	}
 	if err := sub.Cancel(ctx); err != nil {
 		e.t.Errorf("Cancel after Close: %v", err)
+	}
+}
+
+func testDeleteExchange(e *env) {
+	ex := e.name("gone")
+	if err := e.b.DeclareExchange(e.ctx, bus.Exchange{Name: ex, Kind: bus.Direct}); err != nil {
+		e.t.Fatalf("DeclareExchange: %v", err)
+	}
+	q := e.queue(bus.Queue{Name: "gone"})
+	e.bind(ex, q, "k")
+	e.text(ex, "k", "before")
+	if err := e.b.DeleteExchange(e.ctx, ex); err != nil {
+		e.t.Fatalf("DeleteExchange: %v", err)
+	}
+	if err := e.b.DeleteExchange(e.ctx, ex); err != nil {
+		e.t.Errorf("deleting a missing exchange: %v, want nil", err)
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, waitTimeout)
+	defer cancel()
+	if err := bus.PublishAndWait(ctx, e.b, ex, "k", bus.Message{Body: []byte("after")}); !errors.Is(err, bus.ErrNotFound) {
+		e.t.Errorf("publishing to a deleted exchange: %v, want ErrNotFound", err)
+	}
+	for _, name := range []string{"", "amq.direct"} {
+		if err := e.b.DeleteExchange(e.ctx, name); !errors.Is(err, bus.ErrInvalidConfig) {
+			e.t.Errorf("DeleteExchange(%q): %v, want ErrInvalidConfig", name, err)
+		}
+	}
+	// The queue keeps what arrived before and still works.
+	sub := e.consume(q, 10)
+	e.marker(q)
+	if got := e.drain(sub); len(got) != 1 || got[0] != "before" {
+		e.t.Errorf("queue holds %q, want [before]", got)
 	}
 }
