@@ -73,4 +73,22 @@
 // channel's own goroutine, so no Publish waits past its context for a
 // blocked socket. While publishers are blocked, confirm deadlines are
 // suspended.
+//
+// # Direct reply-to
+//
+// Both brokers also implement DirectReplier, an optional capability found
+// by type assertion: DirectReply returns a requester's end of RabbitMQ's
+// direct reply-to. On RabbitMQ it is a channel of its own on the
+// publishing connection, in confirm mode (so mandatory returns and
+// confirms work for the requests), that consumes the pseudo-queue
+// amq.rabbitmq.reply-to with automatic ack before anything is published;
+// its Publish sets ReplyTo to that name, which the broker rewrites to
+// "amq.rabbitmq.reply-to.<token>". Whoever answers publishes to the default
+// exchange with that key, not Mandatory (RabbitMQ 3.x returns a mandatory
+// direct reply although it delivers it). Replies are at most once and tied
+// to the channel: it is not re-established; when it is lost, its
+// Deliveries close, Err wraps ErrDisconnected, requests not yet confirmed
+// resolve with ErrUnconfirmed, and the caller opens a new DirectReply. The
+// in-memory broker emulates it with a hidden queue
+// "amq.rabbitmq.reply-to.<random>" deleted on Close.
 package bus

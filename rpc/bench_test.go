@@ -94,8 +94,8 @@ func eachBenchTarget(b *testing.B, f func(b *testing.B, call callFunc)) {
 }
 
 // patbusCaller starts an echo Server on sb and returns calls from a Client
-// on cb; everything is stopped at the end of the benchmark.
-func patbusCaller(b *testing.B, cb, sb bus.Broker) callFunc {
+// on cb made with clientOpts; everything is stopped at the end of the benchmark.
+func patbusCaller(b *testing.B, cb, sb bus.Broker, clientOpts ...Option) callFunc {
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
 	if err := DeclareActExchange(ctx, sb); err != nil {
@@ -118,7 +118,7 @@ func patbusCaller(b *testing.B, cb, sb bus.Broker) callFunc {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = srv.Close() })
-	c, err := NewClientContext(ctx, cb)
+	c, err := NewClientContext(ctx, cb, clientOpts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -232,7 +232,10 @@ func reportPercentiles(b *testing.B, ds []time.Duration) {
 // -benchtime 1x (each iteration is a full comparison). A third contender,
 // the same baseline publishing through the topic exchange patbus.act (as
 // patbus does), gives the fair comparison (the "-vs-topic" ratios); the
-// headline ratios stay against the tutorial's default exchange.
+// headline ratios stay against the tutorial's default exchange. A fourth,
+// patbus with WithDirectReplyTo (its own echo Server on the same
+// connection), reports "direct-" figures and its ratios to the default
+// exclusive reply queue ("direct-vs-queue") and to the baseline.
 func BenchmarkInterleaved(b *testing.B) {
 	url := testenv.AMQPURL(b)
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
@@ -248,6 +251,7 @@ func BenchmarkInterleaved(b *testing.B) {
 	}
 	defer sb.Close()
 	patbus := patbusCaller(b, cb, sb)
+	direct := patbusCaller(b, cb, sb, WithDirectReplyTo())
 
 	queue := "patbus.bench.baseline." + wire.NewID()[:12]
 	srv, err := baseline.NewRPCServer(url, queue, benchPrefetch, func(body []byte) []byte { return body })
@@ -280,16 +284,17 @@ func BenchmarkInterleaved(b *testing.B) {
 	warmup(b, patbus)
 	warmup(b, base)
 	warmup(b, baseTopic)
+	warmup(b, direct)
 
 	const rounds, seqCalls, parCalls, conc = 8, 300, 6000, 64
 	callCtx, cancelCalls := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancelCalls()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		lat := [3][]time.Duration{}
-		rate := [3][]float64{}
+		lat := [4][]time.Duration{}
+		rate := [4][]float64{}
 		for r := 0; r < rounds; r++ {
-			for k, call := range []callFunc{patbus, base, baseTopic} {
+			for k, call := range []callFunc{patbus, base, baseTopic, direct} {
 				for j := 0; j < seqCalls; j++ {
 					t0 := time.Now()
 					if err := call(callCtx); err != nil {
@@ -342,5 +347,12 @@ func BenchmarkInterleaved(b *testing.B) {
 		b.ReportMetric(tr, "baseline-topic-calls/s")
 		b.ReportMetric(pp/tp, "p50-ratio-vs-topic")
 		b.ReportMetric(pr/tr, "calls/s-ratio-vs-topic")
+		dp, dr := p50(lat[3]), median(rate[3])
+		b.ReportMetric(dp, "direct-p50-µs")
+		b.ReportMetric(dr, "direct-calls/s")
+		b.ReportMetric(dp/pp, "direct-vs-queue-p50-ratio")
+		b.ReportMetric(dr/pr, "direct-vs-queue-calls/s-ratio")
+		b.ReportMetric(dp/bp, "direct-p50-ratio")
+		b.ReportMetric(dr/br, "direct-calls/s-ratio")
 	}
 }

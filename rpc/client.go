@@ -80,6 +80,10 @@ type Reply struct {
 // reply queue is exclusive, so a reply could never outlive the Client
 // anyway, and a reply that is lost ends its call with a timeout.
 //
+// With WithDirectReplyTo it owns no reply queue: it sends its calls through
+// a bus.DirectReply and reads their replies there (see the package
+// documentation, "Direct reply-to").
+//
 // A Client is safe for concurrent use; many calls share one Client. It
 // starts no goroutine of its own. It does not own the broker: Close leaves
 // the broker open.
@@ -104,6 +108,13 @@ type Client struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// Direct reply-to mode (WithDirectReplyTo): queue and sub are unused,
+	// replies come on rc, the current DirectReply (guarded by mu); openSem
+	// lets one Call at a time open a new one.
+	replier bus.DirectReplier
+	rc      *replyConn
+	openSem chan struct{}
 }
 
 // NewClient declares the Client's reply queue and starts consuming it. It
@@ -122,6 +133,25 @@ func NewClientContext(ctx context.Context, b bus.Broker, opts ...Option) (*Clien
 	}
 	if b == nil {
 		return nil, fmt.Errorf("%w: nil broker", ErrInvalidConfig)
+	}
+	if cfg.directReply {
+		replier, ok := b.(bus.DirectReplier)
+		if !ok {
+			return nil, fmt.Errorf("%w: direct reply-to: the broker (%T) does not implement bus.DirectReplier", ErrInvalidConfig, b)
+		}
+		c := &Client{
+			b:       b,
+			cfg:     cfg,
+			queue:   bus.DirectReplyTo,
+			pending: make(map[string]chan *bus.Delivery),
+			done:    make(chan struct{}),
+			replier: replier,
+			openSem: make(chan struct{}, 1),
+		}
+		if err := c.openDirect(ctx); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	queue := ReplyQueuePrefix + wire.NewID()
 	if _, err := b.DeclareQueue(ctx, bus.Queue{Name: queue, Exclusive: true, AutoDelete: true}); err != nil {
@@ -146,7 +176,8 @@ func NewClientContext(ctx context.Context, b bus.Broker, opts ...Option) (*Clien
 	return c, nil
 }
 
-// ReplyQueue returns the name of the Client's reply queue.
+// ReplyQueue returns the name of the Client's reply queue, or
+// bus.DirectReplyTo with WithDirectReplyTo.
 func (c *Client) ReplyQueue() string { return c.queue }
 
 // route hands a reply to the call waiting for its correlation id, or drops
@@ -209,10 +240,10 @@ func (c *Client) pendingCount() int {
 // Call publishes req and waits for its reply.
 //
 // The request is published mandatory with a fresh correlation id (also its
-// message id), the Client's reply queue as reply-to, the tx id of ctx (a
-// fresh one if ctx has none) in patbus-tx, a traceparent, the deadline in
-// patbus-deadline (Unix ms) and the time left before it as the message's
-// expiration. When ctx has no deadline, the Client's timeout (WithTimeout)
+// message id), the Client's reply queue (or amq.rabbitmq.reply-to) as
+// reply-to, the tx id of ctx (a fresh one if ctx has none) in patbus-tx, a
+// traceparent, the deadline in patbus-deadline (Unix ms) and the time left
+// before it as the message's expiration. When ctx has no deadline, the Client's timeout (WithTimeout)
 // applies.
 //
 // Call returns the Reply when the handler succeeded, a *Error when the
@@ -222,7 +253,9 @@ func (c *Client) pendingCount() int {
 // context.DeadlineExceeded when the deadline passes; context.Canceled when
 // ctx is canceled; ErrClosed when the Client closes; bus.ErrTooLarge (before
 // sending) for a body over the maximum size; ErrBadReply for a reply it
-// cannot read; a bus error if publishing fails.
+// cannot read; a bus error if publishing fails. With WithDirectReplyTo, a
+// call whose direct reply-to channel is lost fails at once, wrapping
+// bus.ErrDisconnected.
 //
 // A reply that arrives after Call has returned is dropped.
 func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
@@ -277,7 +310,7 @@ func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
 	}
 	defer c.unregister(id)
 
-	conf, err := c.b.Publish(ctx, exchange, req.Key, bus.Message{
+	msg := bus.Message{
 		Headers:       headers,
 		ContentType:   wire.ContentTypeJSON,
 		MessageID:     id,
@@ -287,15 +320,30 @@ func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
 		Mandatory:     true,
 		Timestamp:     start,
 		Body:          req.Body,
-	})
+	}
+	replies := c.replies
+	var rc *replyConn
+	var lost <-chan struct{} // closed when the direct reply-to channel is lost
+	var conf *bus.Confirmation
+	var err error
+	if c.replier != nil {
+		rc, conf, err = c.publishDirect(ctx, exchange, req.Key, msg)
+		if err == nil {
+			replies, lost = rc.replies, rc.dead
+		}
+	} else {
+		conf, err = c.b.Publish(ctx, exchange, req.Key, msg)
+		if err != nil {
+			err = publishError(ctx, err)
+		}
+	}
 	if err != nil {
-		return nil, fail(publishError(ctx, err))
+		return nil, fail(err)
 	}
 
 	// Wait for the reply and the confirm at once: the reply usually comes
 	// first, and a return (no route) or nack ends the wait at once.
 	confirmed := conf.Done()
-	replies := c.replies
 	for {
 		select {
 		case d := <-ch:
@@ -303,7 +351,11 @@ func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
 		case d, ok := <-replies:
 			if !ok {
 				replies = nil
-				c.consumerEnded() // done is closed now
+				if rc != nil {
+					c.directLost(rc, nil) // lost is closed now
+				} else {
+					c.consumerEnded() // done is closed now
+				}
 				continue
 			}
 			if d.CorrelationID != id {
@@ -326,6 +378,13 @@ func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
 					return nil, fail(err)
 				}
 			}
+		case <-lost:
+			select {
+			case d := <-ch: // routed just before the loss
+				return c.reply(d, req, deadline, fail)
+			default:
+			}
+			return nil, fail(rc.cause)
 		case <-ctx.Done():
 			return nil, fail(ctxError(ctx, nil))
 		case <-c.done:
@@ -409,6 +468,10 @@ func headerString(h map[string]any, key string) string {
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.shut(fmt.Errorf("%w: client closed", ErrClosed))
+		if c.replier != nil {
+			c.closeDirect()
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		// Route what is buffered (nobody waits any more: dropped) while

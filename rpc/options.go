@@ -37,6 +37,7 @@ type config struct {
 	version        string
 	maxMessageSize int
 	confirmTimeout time.Duration
+	directReply    bool
 }
 
 func defaults() config {
@@ -110,3 +111,19 @@ func WithMaxMessageSize(n int) Option { return func(c *config) { c.maxMessageSiz
 func WithReplyConfirmTimeout(d time.Duration) Option {
 	return func(c *config) { c.confirmTimeout = d }
 }
+
+// WithDirectReplyTo makes the Client receive its replies through
+// RabbitMQ's direct reply-to instead of its own exclusive reply queue (the
+// default): no reply queue is declared; requests are published on a
+// channel of their own (bus.DirectReply) that consumes the pseudo-queue
+// amq.rabbitmq.reply-to, and carry that name as reply-to (the broker turns
+// it into "amq.rabbitmq.reply-to.<token>"). Servers need no change: they
+// reply to the default exchange with the reply-to as key, not mandatory.
+//
+// Replies are at most once and tied to that channel: when it is lost (a
+// connection failure), the calls waiting on it fail at once with a
+// *CallError wrapping bus.ErrDisconnected (the handler may still have run),
+// and the next Call opens a new channel. The broker must implement
+// bus.DirectReplier (both bus brokers do); otherwise NewClient fails with
+// an error wrapping ErrInvalidConfig. Servers ignore this option.
+func WithDirectReplyTo() Option { return func(c *config) { c.directReply = true } }

@@ -20,7 +20,9 @@
 // exchanges and queues with a random suffix (prefix "bustest.") and deletes
 // the queues it made; its exchanges are auto-delete, so they go with their
 // last binding. newBroker must give a broker with default options (the
-// suite relies on bus.DefaultMaxMessageSize).
+// suite relies on bus.DefaultMaxMessageSize). The group "DirectReply" runs
+// only against brokers that implement bus.DirectReplier; the others skip
+// it.
 //
 // # Timing
 //

@@ -21,6 +21,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) bus.Broker) {
 		{"Consume", consumeTests},
 		{"DeadLetter", deadLetterTests},
 		{"Lifecycle", lifecycleTests},
+		{"DirectReply", directReplyTests},
 	}
 	for _, g := range groups {
 		g := g
