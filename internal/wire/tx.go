@@ -36,14 +36,29 @@ func EnsureTx(ctx context.Context) (context.Context, string) {
 	return WithTx(ctx, tx), tx
 }
 
-// Traceparent returns a W3C traceparent header whose trace id is derived
-// from the tx id (when it is 32 hex digits) and whose span id is fresh.
+// Traceparent returns a W3C traceparent header whose trace id is the tx id
+// (when it is 32 lower-case hex digits, not all zero; a fresh id otherwise)
+// and whose span id is fresh.
 func Traceparent(tx string) string {
 	trace := tx
-	if len(trace) != 32 {
+	if !isTraceID(trace) {
 		trace = NewID()
 	}
 	var span [8]byte
 	_, _ = rand.Read(span[:])
 	return "00-" + trace + "-" + hex.EncodeToString(span[:]) + "-01"
+}
+
+// isTraceID reports whether s is a valid W3C trace id.
+func isTraceID(s string) bool {
+	if len(s) != 32 || s == "00000000000000000000000000000000" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,68 @@
+package wire
+
+import (
+	"context"
+	"regexp"
+	"testing"
+	"time"
+)
+
+func TestEnsureTxKeepsAnExistingID(t *testing.T) {
+	ctx, tx := EnsureTx(context.Background())
+	if len(tx) != 32 || Tx(ctx) != tx {
+		t.Fatalf("fresh tx %q, carried %q", tx, Tx(ctx))
+	}
+	ctx2, tx2 := EnsureTx(ctx)
+	if tx2 != tx || Tx(ctx2) != tx {
+		t.Errorf("EnsureTx replaced %q with %q", tx, tx2)
+	}
+	if Tx(context.Background()) != "" {
+		t.Error("a bare context carries a tx")
+	}
+}
+
+func TestNewIDIsFresh(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		id := NewID()
+		if seen[id] {
+			t.Fatalf("NewID repeated %q", id)
+		}
+		seen[id] = true
+	}
+}
+
+var traceparentRE = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-01$`)
+
+func TestTraceparent(t *testing.T) {
+	tx := NewID()
+	tp := Traceparent(tx)
+	if !traceparentRE.MatchString(tp) {
+		t.Fatalf("Traceparent(%q) = %q, not W3C form", tx, tp)
+	}
+	if tp[3:35] != tx {
+		t.Errorf("trace id %q, want the tx %q", tp[3:35], tx)
+	}
+	if other := Traceparent(tx); other[36:52] == tp[36:52] {
+		t.Errorf("two spans of one tx share the span id %q", tp[36:52])
+	}
+	for _, bad := range []string{"short", "my-own-transaction-id-0123456789", "00000000000000000000000000000000"} {
+		if tp := Traceparent(bad); !traceparentRE.MatchString(tp) || tp[3:35] == bad {
+			t.Errorf("Traceparent(%q) = %q, want W3C form with a fresh trace id", bad, tp)
+		}
+	}
+}
+
+func TestDeadlineRoundTrip(t *testing.T) {
+	d := time.Now().Add(1500 * time.Millisecond).Truncate(time.Millisecond)
+	got, ok := ParseDeadline(DeadlineValue(d))
+	if !ok || !got.Equal(d) {
+		t.Errorf("ParseDeadline(DeadlineValue(%v)) = %v, %v", d, got, ok)
+	}
+	if _, ok := ParseDeadline(nil); ok {
+		t.Error("ParseDeadline(nil) reports a deadline")
+	}
+	if _, ok := ParseDeadline("soon"); ok {
+		t.Error(`ParseDeadline("soon") reports a deadline`)
+	}
+}
