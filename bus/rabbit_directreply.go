@@ -219,11 +219,7 @@ func (d *rabbitDirectReply) drainReturns(returns <-chan amqp.Return) <-chan amqp
 // markReturned ties a basic.return to the oldest pending request with its
 // id (the broker answers in publish order).
 func (d *rabbitDirectReply) markReturned(rt amqp.Return) {
-	id := rt.MessageId
-	if v, ok := rt.Headers[publishIDHeader].(string); ok {
-		id = v
-	}
-	re := &ReturnError{Exchange: rt.Exchange, Key: rt.RoutingKey, ReplyCode: int(rt.ReplyCode), ReplyText: rt.ReplyText}
+	id, re := fromReturn(rt)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var best *drPending

@@ -551,14 +551,20 @@ func (p *publisher) drainReturns(pc *pubChan, returns <-chan amqp.Return) <-chan
 	return nil
 }
 
-// markReturned ties a basic.return to the oldest pending copy with the
-// same id: the broker answers in publish order.
-func (p *publisher) markReturned(pc *pubChan, rt amqp.Return) {
+// fromReturn gives the publish id a basic.return belongs to (the internal
+// header when the publisher set no message id) and its *ReturnError.
+func fromReturn(rt amqp.Return) (string, *ReturnError) {
 	id := rt.MessageId
 	if v, ok := rt.Headers[publishIDHeader].(string); ok {
 		id = v
 	}
-	re := &ReturnError{Exchange: rt.Exchange, Key: rt.RoutingKey, ReplyCode: int(rt.ReplyCode), ReplyText: rt.ReplyText}
+	return id, &ReturnError{Exchange: rt.Exchange, Key: rt.RoutingKey, ReplyCode: int(rt.ReplyCode), ReplyText: rt.ReplyText}
+}
+
+// markReturned ties a basic.return to the oldest pending copy with the
+// same id: the broker answers in publish order.
+func (p *publisher) markReturned(pc *pubChan, rt amqp.Return) {
+	id, re := fromReturn(rt)
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	var best *pending
