@@ -14,9 +14,7 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/patbus/patbus/bus"
@@ -51,7 +49,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, messages []string, su
 	if subscribers < 1 {
 		return errors.New("need at least one subscriber")
 	}
-	p := &printer{w: out}
+	p := exampleapp.NewPrinter(out)
 	got := make(chan struct{}, len(messages)*subscribers)
 
 	// The subscribers: each its own exclusive queue bound to the exchange.
@@ -66,7 +64,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, messages []string, su
 			err = errors.Join(err, ps.Shutdown(sctx))
 		}()
 		_, err = ps.SubscribeFanout(ctx, Exchange, pubsub.Typed(func(ctx context.Context, ev *pubsub.Event, line string) error {
-			p.printf("subscriber %d: [x] %s", i, line)
+			p.Printf("subscriber %d: [x] %s", i, line)
 			got <- struct{}{}
 			return nil
 		}))
@@ -85,26 +83,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, messages []string, su
 		if err := publisher.PublishFanout(ctx, Exchange, m); err != nil {
 			return err
 		}
-		p.printf(" [x] Sent %s", m)
+		p.Printf(" [x] Sent %s", m)
 	}
-	for range len(messages) * subscribers {
-		select {
-		case <-got:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
-}
-
-// printer writes whole lines from several goroutines.
-type printer struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (p *printer) printf(format string, args ...any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, format+"\n", args...)
+	return exampleapp.Await(ctx, got, len(messages)*subscribers)
 }

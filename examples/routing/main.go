@@ -14,9 +14,7 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/patbus/patbus/bus"
@@ -55,7 +53,7 @@ func main() {
 // run starts a subscriber per rank, publishes the lines and returns once
 // every subscriber has printed the lines of its rank, or when ctx ends.
 func run(ctx context.Context, b bus.Broker, out io.Writer, lines []Line) (err error) {
-	p := &printer{w: out}
+	p := exampleapp.NewPrinter(out)
 	got := make(chan struct{}, len(lines))
 	for _, rank := range Ranks {
 		ps, err := pubsub.New(b)
@@ -68,7 +66,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, lines []Line) (err er
 			err = errors.Join(err, ps.Shutdown(sctx))
 		}()
 		_, err = ps.SubscribeDirect(ctx, Exchange, []string{rank}, pubsub.Typed(func(ctx context.Context, ev *pubsub.Event, text string) error {
-			p.printf("[%s subscriber] [x] %s:%s", rank, ev.RoutingKey, text)
+			p.Printf("[%s subscriber] [x] %s:%s", rank, ev.RoutingKey, text)
 			got <- struct{}{}
 			return nil
 		}))
@@ -87,31 +85,12 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, lines []Line) (err er
 		if err := publisher.PublishDirect(ctx, Exchange, l.Rank, l.Text); err != nil {
 			return err
 		}
-		p.printf(" [x] Sent %s:%s", l.Rank, l.Text)
+		p.Printf(" [x] Sent %s:%s", l.Rank, l.Text)
 		for _, r := range Ranks {
 			if r == l.Rank {
 				want++
 			}
 		}
 	}
-	for range want {
-		select {
-		case <-got:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
-}
-
-// printer writes whole lines from several goroutines.
-type printer struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (p *printer) printf(format string, args ...any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, format+"\n", args...)
+	return exampleapp.Await(ctx, got, want)
 }

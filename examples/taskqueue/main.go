@@ -18,10 +18,8 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/patbus/patbus/bus"
@@ -59,7 +57,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, tasks []string, unit 
 	if consumers < 1 || unit < 0 {
 		return errors.New("need at least one worker and a unit of work of zero or more")
 	}
-	p := &printer{w: out}
+	p := exampleapp.NewPrinter(out)
 	done := make(chan struct{}, len(tasks))
 
 	// The workers: each its own consumer, one task at a time.
@@ -74,11 +72,11 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, tasks []string, unit 
 			err = errors.Join(err, q.Shutdown(sctx))
 		}()
 		err = q.Start(ctx, workers.Typed(func(ctx context.Context, task string) error {
-			p.printf("worker %d: [x] Received %s", i, task)
+			p.Printf("worker %d: [x] Received %s", i, task)
 			if err := work(ctx, task, unit); err != nil {
 				return err
 			}
-			p.printf("worker %d: [x] Done", i)
+			p.Printf("worker %d: [x] Done", i)
 			done <- struct{}{}
 			return nil
 		}))
@@ -96,7 +94,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, tasks []string, unit 
 		if err := producer.Enqueue(ctx, task); err != nil {
 			return err
 		}
-		p.printf(" [x] Sent %s", task)
+		p.Printf(" [x] Sent %s", task)
 	}
 	for range tasks {
 		select {
@@ -118,16 +116,4 @@ func work(ctx context.Context, task string, unit time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// printer writes whole lines from several goroutines.
-type printer struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (p *printer) printf(format string, args ...any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, format+"\n", args...)
 }

@@ -14,10 +14,8 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/patbus/patbus/bus"
@@ -54,7 +52,7 @@ func main() {
 // once every subscriber has printed the lines its key matches, or when ctx
 // ends.
 func run(ctx context.Context, b bus.Broker, out io.Writer, lines []Line) (err error) {
-	p := &printer{w: out}
+	p := exampleapp.NewPrinter(out)
 	got := make(chan struct{}, len(lines)*len(BindingKeys))
 	for _, key := range BindingKeys {
 		ps, err := pubsub.New(b)
@@ -67,7 +65,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, lines []Line) (err er
 			err = errors.Join(err, ps.Shutdown(sctx))
 		}()
 		_, err = ps.SubscribeTopic(ctx, Exchange, []string{key}, pubsub.Typed(func(ctx context.Context, ev *pubsub.Event, text string) error {
-			p.printf("[%s] [x] %s:%s", key, ev.RoutingKey, text)
+			p.Printf("[%s] [x] %s:%s", key, ev.RoutingKey, text)
 			got <- struct{}{}
 			return nil
 		}))
@@ -86,21 +84,14 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, lines []Line) (err er
 		if err := publisher.PublishTopic(ctx, Exchange, l.Key, l.Text); err != nil {
 			return err
 		}
-		p.printf(" [x] Sent %s:%s", l.Key, l.Text)
+		p.Printf(" [x] Sent %s:%s", l.Key, l.Text)
 		for _, k := range BindingKeys {
 			if topicMatch(k, l.Key) {
 				want++
 			}
 		}
 	}
-	for range want {
-		select {
-		case <-got:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
+	return exampleapp.Await(ctx, got, want)
 }
 
 // topicMatch reports whether a topic binding key matches a routing key, as
@@ -127,16 +118,4 @@ func matchWords(b, k []string) bool {
 	default:
 		return len(k) > 0 && b[0] == k[0] && matchWords(b[1:], k[1:])
 	}
-}
-
-// printer writes whole lines from several goroutines.
-type printer struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (p *printer) printf(format string, args ...any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, format+"\n", args...)
 }

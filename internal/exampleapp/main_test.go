@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
+	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -113,5 +115,47 @@ func TestStartErrors(t *testing.T) {
 	}
 	if called {
 		t.Error("run was called after a failure")
+	}
+}
+
+func TestPrinterWritesWholeLines(t *testing.T) {
+	var buf bytes.Buffer
+	p := NewPrinter(&buf)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for j := 0; j < 50; j++ {
+				p.Printf("line %d-%d", i, j)
+			}
+		}(i)
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != 400 {
+		t.Fatalf("%d lines, want 400", len(lines))
+	}
+	for _, l := range lines {
+		var i, j int
+		if n, err := fmt.Sscanf(l, "line %d-%d", &i, &j); n != 2 || err != nil {
+			t.Fatalf("torn line %q", l)
+		}
+	}
+}
+
+func TestAwait(t *testing.T) {
+	ch := make(chan struct{}, 3)
+	for i := 0; i < 3; i++ {
+		ch <- struct{}{}
+	}
+	if err := Await(context.Background(), ch, 3); err != nil {
+		t.Fatalf("Await with 3 ready: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ch <- struct{}{}
+	if err := Await(ctx, ch, 2); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Await short of values on an ended ctx: %v, want context.Canceled", err)
 	}
 }
