@@ -171,3 +171,26 @@ func appendJSNumber(buf []byte, f float64, bitSize int) []byte {
 	}
 	return buf
 }
+
+// JSON returns the value as the JSON scalar it reads as, the way Seneca's
+// jsonic types a pattern's values when they become part of a message:
+// "true" and "false" as bools, a number in JavaScript's normal form ("1",
+// "-2.5", "1e+21") as a json.Number, anything else as a string. A value
+// that was quoted in the pattern text but reads as a number ('7') becomes a
+// number too: a Pattern keeps values, not how they were written. Matching is
+// not affected, since it compares values as strings.
+func (p Pair) JSON() any {
+	switch p.Value {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	if isJSONNumber(p.Value) {
+		var buf [32]byte
+		if string(appendJSONNumber(buf[:0], p.Value)) == p.Value {
+			return json.Number(p.Value)
+		}
+	}
+	return p.Value
+}

@@ -10,7 +10,9 @@
 // Emit(ctx, "role:user,evt:login", data) publishes on the durable topic
 // exchange patbus.events (EventsExchange). The routing key is the pattern's
 // (patterns.Key: "evt:login.role:user"); only the pattern routes, never the
-// data. The body is data's JSON object with the pattern's pairs added: a
+// data. The body is data's JSON object with the pattern's pairs added
+// (typed as Seneca's jsonic types them, patterns.Pair.JSON: "id:5" adds
+// {"id":5}): a
 // pair data already holds with the same value (compared as strings, as
 // Patrun compares) is kept; a different value is an error wrapping
 // ErrInvalidData. The canonical pattern also travels in the header

@@ -141,7 +141,7 @@ func eventBody(pat patterns.Pattern, data any) ([]byte, error) {
 			}
 			continue
 		}
-		obj[pr.Key] = pr.Value
+		obj[pr.Key] = pr.JSON()
 	}
 	out, err := json.Marshal(obj)
 	if err != nil {

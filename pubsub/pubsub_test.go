@@ -428,3 +428,35 @@ func TestShutdownWaitsForHandlers(t *testing.T) {
 		_ = sub
 	})
 }
+
+// Pattern values enter the body typed as Seneca's jsonic types them, so a
+// typed handler takes "id:5" as a number.
+func TestEmitTypesPatternValues(t *testing.T) {
+	eachBroker(t, func(t *testing.T, e *env) {
+		ctx := testCtx(t)
+		p := e.pubsub()
+		run := uniq()
+		type order struct {
+			ID   int    `json:"id"`
+			Paid bool   `json:"paid"`
+			Run  string `json:"run"`
+		}
+		got := make(chan order, 1)
+		sub, err := p.Subscribe(ctx, "role:order,run:"+run, pubsub.Typed(func(ctx context.Context, ev *pubsub.Event, o order) error {
+			got <- o
+			return nil
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Emit(ctx, "role:order,run:"+run+",id:5,paid:true", nil); err != nil {
+			t.Fatal(err)
+		}
+		if o := recv(t, got); o.ID != 5 || !o.Paid || o.Run != run {
+			t.Errorf("handler got %+v", o)
+		}
+		if err := sub.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

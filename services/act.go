@@ -19,8 +19,10 @@ import (
 // object: a struct, a map[string]any, a *Message, or JSON as
 // json.RawMessage, []byte or string; nil is {}) merged with the pairs of
 // pattern, which win over the input's own values. Pattern values enter the
-// message as JSON strings ("a:1" gives {"a":"1"}); matching compares
-// values as strings anyway (DESIGN.md section 2).
+// message typed as Seneca's jsonic types them (patterns.Pair.JSON: "a:1"
+// gives {"a":1}, "b:true" {"b":true}, "c:x" {"c":"x"}); matching compares
+// values as strings anyway (DESIGN.md section 2). Numbers in the input keep
+// their exact digits (no float64 rounding of large integers).
 //
 // The message resolves against one router of local actions and the
 // patterns remote services announce (see the package documentation for the
@@ -58,7 +60,7 @@ func (s *Service) act(ctx context.Context, p patterns.Pattern, pairs []patterns.
 		return nil, fmt.Errorf("services: act %s: %w", p, err)
 	}
 	for _, pr := range pairs {
-		data[pr.Key] = pr.Value
+		data[pr.Key] = pr.JSON()
 	}
 	ctx, tx := wire.EnsureTx(ctx)
 	if _, ok := ctx.Deadline(); !ok {
@@ -190,8 +192,10 @@ func (s *Service) serveRPC(ctx context.Context, req *rpc.ServerRequest) ([]byte,
 		return nil, &rpc.Error{Code: CodeInvalidInput, Message: err.Error(), Service: s.name, Version: s.version, Tx: tx, Pattern: req.Pattern}
 	}
 	snap := s.snap.Load()
+	// An empty header is a producer that sent none (WIRE.md), not the
+	// catch-all pattern {}: match the message then.
 	a, ok := snap.exact[req.Pattern]
-	if !ok {
+	if !ok || req.Pattern == "" {
 		a, ok = snap.local.Find(data)
 	}
 	if !ok {

@@ -264,7 +264,7 @@ func (s *Service) WaitFor(ctx context.Context, pattern string) error {
 	}
 	msg := make(map[string]any, p.Len())
 	for _, pr := range p.Pairs() {
-		msg[pr.Key] = pr.Value
+		msg[pr.Key] = pr.JSON()
 	}
 	for {
 		s.mu.Lock()

@@ -21,10 +21,14 @@
 //
 // The message of an act is its input, a JSON object, merged with the pairs
 // of the pattern acted on; the pattern's pairs win. Pattern values enter the
-// message as JSON strings: Act(ctx, "a:1", nil) sends {"a":"1"}. Matching
-// compares values as strings (DESIGN.md section 2), so this never changes
-// which action is chosen; handlers that want numbers take them from the
-// input. Properties whose names end in '$' are metadata and never match.
+// message typed as Seneca's jsonic types them (patterns.Pair.JSON):
+// Act(ctx, "role:math,cmd:sum,left:1,right:2", nil) sends
+// {"cmd":"sum","left":1,"right":2,"role":"math"}, so a typed handler can
+// take left and right as ints. Matching compares values as strings
+// (DESIGN.md section 2), so typing never changes which action is chosen.
+// Numbers keep their exact digits on their way through (json.Number in
+// Message.Data), so integers beyond 2^53 survive. Properties whose names
+// end in '$' are metadata and never match.
 //
 // # Resolution
 //

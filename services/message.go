@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/patbus/patbus/patterns"
@@ -142,9 +143,16 @@ func decodeObject(raw []byte) (map[string]any, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidInput)
 	}
+	// UseNumber keeps every number's digits: float64 would round integers
+	// beyond 2^53 on their way through an act.
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
 	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
+	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the JSON object", ErrInvalidInput)
 	}
 	if m == nil {
 		m = map[string]any{}

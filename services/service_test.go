@@ -126,14 +126,14 @@ func TestMessageMergesPattern(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got["role"] != "echo" || got["n"] != "1" || got["x"] != 2 {
-		t.Errorf("message %v: pattern pairs must win, values as strings", got)
+	if got["role"] != "echo" || got["n"] != json.Number("1") || got["x"] != 2 {
+		t.Errorf("message %v: pattern pairs must win, typed as jsonic types them", got)
 	}
 	if gotPattern != "role:echo" {
 		t.Errorf("Message.Pattern = %q, want role:echo", gotPattern)
 	}
 	var back map[string]any
-	if err := json.Unmarshal(rep.Body, &back); err != nil || back["n"] != "1" {
+	if err := json.Unmarshal(rep.Body, &back); err != nil || back["n"] != float64(1) {
 		t.Errorf("reply %s: %v", rep.Body, err)
 	}
 	// Every input form that is a JSON object works.
@@ -144,6 +144,59 @@ func TestMessageMergesPattern(t *testing.T) {
 			t.Errorf("input %T: %v", in, err)
 		}
 	}
+}
+
+// Seneca's first example: pattern values are typed, so a typed handler
+// takes them as numbers.
+func TestPatternValuesAreTyped(t *testing.T) {
+	s, err := services.New("math", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	type sum struct {
+		Left  int  `json:"left"`
+		Right int  `json:"right"`
+		Exact bool `json:"exact"`
+	}
+	if err := services.AddFunc(s, "role:math,cmd:sum", func(ctx context.Context, in sum) (int, error) {
+		if !in.Exact {
+			return 0, errors.New("exact:true did not arrive as a bool")
+		}
+		return in.Left + in.Right, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := services.Call[int](ctxT(t), s, "role:math,cmd:sum,left:1,right:2,exact:true", nil)
+	if err != nil || got != 3 {
+		t.Errorf("sum = %d, %v; want 3", got, err)
+	}
+}
+
+// Integers beyond 2^53 keep their digits through an act, locally and over
+// a broker.
+func TestLargeIntegersSurvive(t *testing.T) {
+	type big struct {
+		ID int64 `json:"id"`
+	}
+	brokers(t, func(t *testing.T, e *env) {
+		name := e.name("bigint")
+		svc := e.svc(name, "1.0.0", func(s *services.Service) {
+			if err := services.AddFunc(s, "role:big,cmd:echo", func(ctx context.Context, in big) (big, error) { return in, nil }); err != nil {
+				t.Fatal(err)
+			}
+		})
+		caller := e.svc(e.name("bigint-caller"), "1.0.0", nil, services.WithBrokerOnly())
+		waitFor(t, caller, "role:big,cmd:echo,$$target:"+name)
+		ctx := ctxT(t)
+		const id = int64(1<<60 + 1)
+		for via, s := range map[string]*services.Service{"local": svc, "remote": caller} {
+			got, err := services.Call[big](ctx, s, "role:big,cmd:echo,$$target:"+name, big{ID: id})
+			if err != nil || got.ID != id {
+				t.Errorf("%s: id %d came back as %d (%v)", via, id, got.ID, err)
+			}
+		}
+	})
 }
 
 func TestBadInput(t *testing.T) {
@@ -482,5 +535,38 @@ func TestCloseWhileBusy(t *testing.T) {
 			t.Errorf("close caller while busy: %v", err)
 		}
 		wg.Wait()
+	})
+}
+
+// A producer in another language may send no pattern header (WIRE.md): the
+// serving instance matches the message, it does not take the catch-all.
+func TestRequestWithoutPatternHeaderIsMatched(t *testing.T) {
+	brokers(t, func(t *testing.T, e *env) {
+		name := e.name("noheader")
+		e.svc(name, "1.0.0", func(s *services.Service) {
+			for pattern, answer := range map[string]string{"cmd:x": "x", "": "catch-all"} {
+				answer := answer
+				if err := s.Add(pattern, services.HandlerFunc(func(context.Context, *services.Message) (any, error) { return answer, nil })); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+		b := e.broker()
+		client, err := rpc.NewClient(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		key, err := patterns.Key(patterns.MustParse("cmd:x").With("$$target", name).With("$$version", "1.0.0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := client.Call(ctxT(t), rpc.Request{Exchange: testAct, Key: key, Body: []byte(`{"cmd":"x"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(rep.Body) != `"x"` {
+			t.Errorf("answered %s, want \"x\" (the action the message matches)", rep.Body)
+		}
 	})
 }
