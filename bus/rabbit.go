@@ -20,9 +20,9 @@ import (
 // and queue names, message and correlation ids, reply-to, consumer tag).
 const maxShortString = 255
 
-// publishIDHeader carries an internal id on Mandatory messages that have no
-// MessageID, so that a basic.return can be matched to its publish. The
-// consumer side removes it again.
+// publishIDHeader carries an internal id on every Mandatory message, so
+// that a basic.return can be matched to its publish. The consumer side
+// removes it again.
 const publishIDHeader = "x-patbus-publish-id"
 
 // Rabbit is the RabbitMQ broker. It is created by Dial (or Open) and is

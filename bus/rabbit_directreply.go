@@ -331,11 +331,29 @@ func (d *rabbitDirectReply) forward(deliveries <-chan amqp.Delivery) {
 			case d.out <- d.wrap(&ad):
 			case <-d.stop:
 				return
+			case <-d.r.closed.Done():
+				d.brokerClosed()
+				return
 			}
 		case <-d.stop:
 			return
+		case <-d.r.closed.Done():
+			// Nobody may be reading out: the broker's Close must not wait
+			// for this goroutine on them.
+			d.brokerClosed()
+			return
 		}
 	}
+}
+
+// brokerClosed records that the broker closed under the DirectReply.
+func (d *rabbitDirectReply) brokerClosed() {
+	d.mu.Lock()
+	if d.err == nil && !d.closed {
+		d.err = d.r.errClosed()
+	}
+	d.mu.Unlock()
+	d.deadOnce.Do(func() { close(d.dead) })
 }
 
 func (d *rabbitDirectReply) wrap(ad *amqp.Delivery) *Delivery {

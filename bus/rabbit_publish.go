@@ -328,15 +328,14 @@ func (p *publisher) prepare(exchange, key string, msg Message) (*pubMsg, error) 
 		m.pub.DeliveryMode = amqp.Persistent
 	}
 	if msg.Mandatory {
-		if msg.MessageID != "" {
-			m.rid = msg.MessageID
-		} else {
-			m.rid = "r" + strconv.FormatUint(p.ids.Add(1), 36)
-			if m.pub.Headers == nil {
-				m.pub.Headers = amqp.Table{}
-			}
-			m.pub.Headers[publishIDHeader] = m.rid
+		// Always an id of our own: a caller's MessageID need not be unique
+		// (workers' retry copies keep the item's id), and a return matched
+		// to the wrong publish would confirm an unroutable message as nil.
+		m.rid = "r" + strconv.FormatUint(p.ids.Add(1), 36)
+		if m.pub.Headers == nil {
+			m.pub.Headers = amqp.Table{}
 		}
+		m.pub.Headers[publishIDHeader] = m.rid
 	}
 	return m, nil
 }
@@ -658,9 +657,14 @@ func (p *publisher) channelClosed(pc *pubChan, returns <-chan amqp.Return, close
 	pc.brokerClosed.Store(brokerErr)
 	pc.kill()
 	items := pc.takeAll()
-	missing := ""
+	// named is the exchange the broker's error names, if it names one: only
+	// messages for it count the failure, the others on the channel were
+	// innocent and are simply sent again. missing is named when this broker
+	// never declared it: those messages fail at once.
+	named, missing := "", ""
 	if brokerErr && cerr.Code == amqp.NotFound {
-		missing = missingExchange(cerr.Reason)
+		named = missingExchange(cerr.Reason)
+		missing = named
 		if missing != "" && p.r.topo.hasExchange(missing) {
 			missing = ""
 		}
@@ -675,7 +679,7 @@ func (p *publisher) channelClosed(pc *pubChan, returns <-chan amqp.Return, close
 			m.conf.resolve(it.returned)
 		case missing != "" && m.exchange == missing:
 			m.conf.resolve(p.r.mapErr(fmt.Sprintf("publish to exchange %q", m.exchange), cerr))
-		case brokerErr:
+		case brokerErr && (named == "" || m.exchange == named):
 			m.chanErrs++
 			m.lastErr = cerr
 			if m.chanErrs >= maxChannelErrors {
