@@ -67,11 +67,14 @@
 // should deduplicate by message id where that matters. Publishes made while
 // the connection is down, or while RabbitMQ blocks publishers, wait bounded
 // by their context and then fail with ErrDisconnected or ErrBlocked. When a
-// channel is idle and RabbitMQ has not blocked publishers, Publish writes
-// from the caller's goroutine (saving two goroutine hand-offs); otherwise,
-// and always while publishers are blocked, the write happens on the
-// channel's own goroutine, so no Publish waits past its context for a
-// blocked socket. While publishers are blocked, confirm deadlines are
+// channel is idle, RabbitMQ has not blocked publishers and the body is
+// small (16 KiB at most), Publish writes from the caller's goroutine
+// (saving two goroutine hand-offs); otherwise, and always while publishers
+// are blocked, the write happens on the channel's own goroutine, so no
+// Publish waits past its context for a blocked socket. The one exception:
+// on a link that stalls silently (no blocked notice), a small fast-path
+// write can wait until the heartbeat declares the connection dead, about
+// two heartbeat intervals. While publishers are blocked, confirm deadlines are
 // suspended.
 //
 // # Direct reply-to

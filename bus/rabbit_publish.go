@@ -226,15 +226,25 @@ func (r *Rabbit) Publish(ctx context.Context, exchange, key string, msg Message)
 	return m.conf, nil
 }
 
+// maxDirectBody is the largest body the fast path writes itself.
+const maxDirectBody = 16 << 10
+
 // direct is the fast path of Publish: when publishers are not blocked and
 // a publishing channel is idle (no other write on it) with room in its
 // confirm window, m is written from the caller's goroutine, saving the
 // hand-off to the channel's worker and back. It reports whether m was
 // taken (written, or queued to be written again if the write failed);
 // false means Publish hands m to a worker as usual, which is also what
-// happens whenever the broker has said it blocks publishers, so Publish
-// still never waits for a blocked socket.
+// happens whenever the broker has said it blocks publishers. One case is
+// left: on a link that stalls without RabbitMQ's blocked notice, a small
+// fast-path write can wait for the socket until the heartbeat declares the
+// connection dead (about two heartbeat intervals), past its context.
 func (p *publisher) direct(m *pubMsg) bool {
+	// Large bodies are what fill a stalled socket's send buffer, so they
+	// always go through a worker, and Publish returns by its context.
+	if len(m.pub.Body) > maxDirectBody {
+		return false
+	}
 	chans := p.live.Load()
 	if chans == nil || len(*chans) == 0 {
 		return false
