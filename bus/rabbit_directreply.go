@@ -62,7 +62,27 @@ func (r *Rabbit) DirectReply(ctx context.Context) (DirectReply, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bus: direct reply: %w", err)
 		}
-		ch, confirms, returns, closes, deliveries, err = r.openDirectReply(cs.conn)
+		// Opening is a round trip on the connection: on a link that stalls
+		// it could take until the heartbeat gives up, so it runs aside and
+		// ctx bounds the wait; a channel opened too late is closed.
+		opened := make(chan drOpen, 1)
+		r.goTracked(func() {
+			var o drOpen
+			o.ch, o.confirms, o.returns, o.closes, o.deliveries, o.err = r.openDirectReply(cs.conn)
+			opened <- o
+		})
+		var o drOpen
+		select {
+		case o = <-opened:
+		case <-ctx.Done():
+			r.goTracked(func() {
+				if o := <-opened; o.ch != nil {
+					_ = o.ch.Close()
+				}
+			})
+			return nil, fmt.Errorf("bus: direct reply: %w: %w", ErrDisconnected, ctx.Err())
+		}
+		ch, confirms, returns, closes, deliveries, err = o.ch, o.confirms, o.returns, o.closes, o.deliveries, o.err
 		if err == nil {
 			break
 		}
@@ -93,6 +113,16 @@ func (r *Rabbit) DirectReply(ctx context.Context) (DirectReply, error) {
 	r.goTracked(func() { d.read(confirms, returns, closes) })
 	r.goTracked(func() { d.forward(deliveries) })
 	return d, nil
+}
+
+// drOpen is what openDirectReply returns.
+type drOpen struct {
+	ch         *amqp.Channel
+	confirms   <-chan amqp.Confirmation
+	returns    <-chan amqp.Return
+	closes     <-chan *amqp.Error
+	deliveries <-chan amqp.Delivery
+	err        error
 }
 
 // openDirectReply opens the channel of a DirectReply: confirm mode, and a
