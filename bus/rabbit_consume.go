@@ -64,7 +64,10 @@ const (
 // bounded by ctx. A missing queue gives ErrNotFound. After a reconnect the
 // consumer resumes on a new channel and keeps feeding the same
 // Subscription; deliveries from the old channel are then stale. When the
-// queue is deleted, Deliveries closes and Err wraps ErrNotFound.
+// queue is deleted, Deliveries closes and Err wraps ErrNotFound; an
+// exclusive queue declared through this broker is instead declared again
+// (with its bindings) when the previous connection still holds it or it
+// went away with that connection.
 func (r *Rabbit) Consume(ctx context.Context, queue string, opts ConsumeOptions) (Subscription, error) {
 	op := fmt.Sprintf("consume %q", queue)
 	if r.isClosed() {
@@ -366,6 +369,7 @@ func (s *rabbitSub) queueGone(cs *connState) bool {
 // backoff while the broker refuses.
 func (s *rabbitSub) reopen(prev *connState) (*subChan, bool) {
 	r := s.r
+	redeclared := false // the exclusive queue was just declared again
 	for fails := 0; ; {
 		cs, wake := r.sub.current()
 		if cs == nil {
@@ -386,13 +390,30 @@ func (s *rabbitSub) reopen(prev *connState) (*subChan, bool) {
 			}
 			return sc, true
 		}
-		var ae *amqp.Error
-		if errors.As(err, &ae) && ae.Code == amqp.NotFound {
-			s.setErr(fmt.Errorf("bus: consume %q: %w: %s", s.queue, ErrNotFound, ae.Reason))
-			return nil, false
-		}
 		fails++
-		r.log.Warn("resubscribe failed", "queue", s.queue, "err", r.scrub(err))
+		if redeclared {
+			redeclared = false
+			r.log.Warn("resubscribe failed", "queue", s.queue, "err", r.scrub(err))
+		} else if _, _, _, excl := r.topo.exclusive(s.queue); excl && exclusiveLost(err) {
+			// The exclusive queue is still held by the previous connection
+			// (405) or went away with it (404): declare it again here.
+			derr := r.redeclareExclusive(cs.conn, s.queue, s.cancelReq)
+			if derr == nil {
+				redeclared = true
+				continue // consume at once; back off if that fails again
+			}
+			if errors.Is(derr, errStopped) {
+				return nil, false
+			}
+			r.log.Info("exclusive queue still held by the previous connection", "queue", s.queue, "err", r.scrub(derr))
+		} else {
+			var ae *amqp.Error
+			if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+				s.setErr(fmt.Errorf("bus: consume %q: %w: %s", s.queue, ErrNotFound, ae.Reason))
+				return nil, false
+			}
+			r.log.Warn("resubscribe failed", "queue", s.queue, "err", r.scrub(err))
+		}
 		select {
 		case <-cs.dead:
 		case <-time.After(r.backoff(fails)):

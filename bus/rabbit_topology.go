@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -97,6 +98,31 @@ func (t *topology) removeBinding(b Binding) {
 	delete(t.bindings, b)
 }
 
+// exclusive returns the remembered queue, its bindings and the
+// remembered exchanges they bind to, when the queue is exclusive.
+func (t *topology) exclusive(name string) (Queue, []Binding, []Exchange, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	q, ok := t.queues[name]
+	if !ok || !q.Exclusive {
+		return Queue{}, nil, nil, false
+	}
+	var bs []Binding
+	var exs []Exchange
+	seen := make(map[string]bool)
+	for b := range t.bindings {
+		if b.Queue != name {
+			continue
+		}
+		bs = append(bs, b)
+		if ex, ok := t.exchanges[b.Exchange]; ok && !seen[ex.Name] {
+			seen[ex.Name] = true
+			exs = append(exs, ex)
+		}
+	}
+	return q, bs, exs, true
+}
+
 // snapshot returns the topology in replay order.
 func (t *topology) snapshot() ([]Exchange, []Queue, []Binding) {
 	t.mu.Lock()
@@ -118,7 +144,9 @@ func (t *topology) snapshot() ([]Exchange, []Queue, []Binding) {
 
 // replayTopology declares everything remembered on a new consuming
 // connection. A declaration the broker refuses is logged and skipped; the
-// channel it closed is replaced.
+// channel it closed is replaced. An exclusive queue still held by the
+// previous connection (which the broker has not yet dropped) is declared
+// again, with its bindings, by retryExclusive once the broker lets go.
 func (r *Rabbit) replayTopology(c *amqp.Connection) {
 	exs, qs, bs := r.topo.snapshot()
 	if len(exs)+len(qs)+len(bs) == 0 {
@@ -150,19 +178,129 @@ func (r *Rabbit) replayTopology(c *amqp.Connection) {
 			return
 		}
 	}
+	var locked []string // exclusive queues still held by a previous connection
 	for _, q := range qs {
 		q := q
-		if !run("queue "+q.Name, func(ch *amqp.Channel) error { _, err := declareQueue(ch, q); return err }) {
+		var qerr error
+		if !run("queue "+q.Name, func(ch *amqp.Channel) error { _, qerr = declareQueue(ch, q); return qerr }) {
 			return
 		}
+		if q.Exclusive && exclusiveLost(qerr) {
+			locked = append(locked, q.Name)
+		}
+	}
+	if len(locked) > 0 {
+		// The broker has not yet noticed that the previous connection is
+		// gone: declare them again (with their bindings) once it has.
+		r.goTracked(func() { r.retryExclusive(c, locked) })
 	}
 	for _, b := range bs {
 		b := b
+		if contains(locked, b.Queue) {
+			continue // bound by retryExclusive
+		}
 		if !run("binding "+b.Exchange+"->"+b.Queue, func(ch *amqp.Channel) error { return ch.QueueBind(b.Queue, b.Key, b.Exchange, false, nil) }) {
 			return
 		}
 	}
 	r.log.Info("topology replayed", "exchanges", len(exs), "queues", len(qs), "bindings", len(bs))
+}
+
+// errStopped: redeclareExclusive was told to stop waiting.
+var errStopped = errors.New("bus: stopped")
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// exclusiveLost reports whether err, for a remembered exclusive queue, means
+// that the queue is still held by a previous connection the broker has not
+// yet dropped (405) or was deleted when it dropped it (404): either way it
+// is to be declared again on the current connection.
+func exclusiveLost(err error) bool {
+	var ae *amqp.Error
+	return errors.As(err, &ae) && (ae.Code == amqp.ResourceLocked || ae.Code == amqp.NotFound)
+}
+
+// retryExclusive declares the exclusive queues again on c, with backoff,
+// until each is declared or forgotten, c closes, or the broker closes.
+func (r *Rabbit) retryExclusive(c *amqp.Connection, names []string) {
+	closes := c.NotifyClose(make(chan *amqp.Error, 1))
+	for fails := 1; len(names) > 0; fails++ {
+		t := time.NewTimer(r.backoff(fails))
+		select {
+		case <-t.C:
+		case <-closes:
+			t.Stop()
+			return
+		case <-r.closed.Done():
+			t.Stop()
+			return
+		}
+		left := names[:0]
+		for _, n := range names {
+			err := r.redeclareExclusive(c, n, nil)
+			switch {
+			case err == nil:
+				r.log.Info("exclusive queue declared again", "queue", n)
+			case isConnLoss(err) || r.isClosed():
+				return
+			default:
+				r.log.Debug("exclusive queue still held by the previous connection", "queue", n, "err", r.scrub(err))
+				left = append(left, n)
+			}
+		}
+		names = left
+	}
+}
+
+// redeclareExclusive declares the remembered exclusive queue name, the
+// remembered exchanges it is bound to, and its bindings on c, on a channel of its own, serialised with the other
+// declarations. A queue no longer remembered (deleted meanwhile) is left
+// alone and gives nil. stop (which may be nil) ends the wait for the
+// declaration slot with errStopped.
+func (r *Rabbit) redeclareExclusive(c *amqp.Connection, name string, stop <-chan struct{}) error {
+	select {
+	case r.decl <- struct{}{}:
+	case <-stop:
+		return errStopped
+	case <-r.closed.Done():
+		return r.errClosed()
+	}
+	defer func() { <-r.decl }()
+	q, bs, exs, ok := r.topo.exclusive(name)
+	if !ok {
+		return nil
+	}
+	ch, err := c.Channel()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if !ch.IsClosed() {
+			_ = ch.Close()
+		}
+	}()
+	if _, err := declareQueue(ch, q); err != nil {
+		return err
+	}
+	// An auto-delete exchange may have gone with the old queue's bindings.
+	for _, e := range exs {
+		if err := declareExchange(ch, e); err != nil {
+			return err
+		}
+	}
+	for _, b := range bs {
+		if err := ch.QueueBind(b.Queue, b.Key, b.Exchange, false, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func declareExchange(ch *amqp.Channel, e Exchange) error {
