@@ -106,7 +106,31 @@ func (r *Rabbit) Consume(ctx context.Context, queue string, opts ConsumeOptions)
 		if err != nil {
 			return nil, fmt.Errorf("bus: %s: %w", op, err)
 		}
-		sc, err := s.open(cs)
+		// Opening is a few round trips on the connection: on a link that
+		// stalls they could take until the heartbeat gives up, so they run
+		// aside and ctx bounds the wait; a consumer opened too late is
+		// closed again (its deliveries go back to the queue).
+		type result struct {
+			sc  *subChan
+			err error
+		}
+		opened := make(chan result, 1)
+		r.goTracked(func() {
+			sc, err := s.open(cs)
+			opened <- result{sc, err}
+		})
+		var res result
+		select {
+		case res = <-opened:
+		case <-ctx.Done():
+			r.goTracked(func() {
+				if res := <-opened; res.sc != nil {
+					_ = res.sc.ch.Close()
+				}
+			})
+			return nil, fmt.Errorf("bus: %s: %w: %w", op, ErrDisconnected, ctx.Err())
+		}
+		sc, err := res.sc, res.err
 		if err == nil {
 			r.goTracked(func() { s.run(sc) })
 			return s, nil
