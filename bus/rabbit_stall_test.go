@@ -137,7 +137,10 @@ func TestRabbitStalledLinkHonoursContext(t *testing.T) {
 	}{
 		{"Consume", func(c context.Context) error { _, err := b.Consume(c, q, bus.ConsumeOptions{}); return err }},
 		{"DirectReply", func(c context.Context) error { _, err := bus.DirectReplier(b).DirectReply(c); return err }},
-		{"DeclareQueue", func(c context.Context) error { _, err := b.DeclareQueue(c, bus.Queue{Name: q + ".x", AutoDelete: true}); return err }},
+		{"DeclareQueue", func(c context.Context) error {
+			_, err := b.DeclareQueue(c, bus.Queue{Name: q + ".x", AutoDelete: true})
+			return err
+		}},
 		{"Publish 4 MiB", func(c context.Context) error {
 			// Several, so that one fills the socket and the others wait.
 			for i := 0; i < 4; i++ {
