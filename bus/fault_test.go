@@ -302,7 +302,10 @@ func runLedger(t *testing.T, name string, fault func(n *testenv.RabbitNode)) {
 	}
 	if !led.waitFor(time.Minute, func() bool { return missing() == 0 }) {
 		led.mu.Lock()
-		t.Fatalf("%d confirmed messages never consumed", missing())
+		n := missing()
+		led.mu.Unlock()
+		events.dump(t, faultStart)
+		t.Fatalf("%d confirmed messages never consumed (subscription error: %v)", n, sub.Err())
 	}
 
 	// Both sides work again, with the same broker and subscription.

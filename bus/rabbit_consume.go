@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -381,12 +382,21 @@ func (s *rabbitSub) queueGone(cs *connState) bool {
 		return false
 	}
 	_, err = ch.QueueDeclarePassive(s.queue, false, false, false, false, nil)
-	var ae *amqp.Error
-	gone := errors.As(err, &ae) && ae.Code == amqp.NotFound
+	gone := queueMissing(err)
 	if !ch.IsClosed() {
 		_ = ch.Close()
 	}
 	return gone
+}
+
+// queueMissing reports whether err says the queue does not exist. Right
+// after a broker restart a durable queue whose process is still recovering
+// answers 404 too, "home node … of durable queue … is down or
+// inaccessible": that one passes, so it is not taken for a deletion.
+func queueMissing(err error) bool {
+	var ae *amqp.Error
+	return errors.As(err, &ae) && ae.Code == amqp.NotFound &&
+		!strings.Contains(ae.Reason, "down or inaccessible")
 }
 
 // reopen resubscribes on the current (or next) consuming connection, with
@@ -432,7 +442,7 @@ func (s *rabbitSub) reopen(prev *connState) (*subChan, bool) {
 			r.log.Info("exclusive queue still held by the previous connection", "queue", s.queue, "err", r.scrub(derr))
 		} else {
 			var ae *amqp.Error
-			if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+			if errors.As(err, &ae) && queueMissing(err) {
 				s.setErr(fmt.Errorf("bus: consume %q: %w: %s", s.queue, ErrNotFound, ae.Reason))
 				return nil, false
 			}
