@@ -75,37 +75,42 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestConcurrentCallsDemuxed(t *testing.T) {
-	eachBroker(t, func(t *testing.T, e *env) {
-		queue, key := service(t, e.b)
-		startServer(t, e.b, queue, echo, WithPrefetch(8))
-		c := newClient(t, e.b)
-		const n = 200
-		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		for i := 0; i < n; i++ {
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
-				body := fmt.Sprintf(`{"i":%d}`, i)
-				rep, err := c.Call(testCtx(t), Request{Key: key, Pattern: "cmd:test", Body: []byte(body)})
-				if err != nil {
-					errs <- err
-					return
-				}
-				if string(rep.Body) != body {
-					errs <- fmt.Errorf("call %d got %s", i, rep.Body)
-				}
-			}(i)
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
-		if c.pendingCount() != 0 {
-			t.Errorf("pending = %d", c.pendingCount())
-		}
-	})
+	eachBroker(t, func(t *testing.T, e *env) { checkDemuxed(t, e) })
+}
+
+// checkDemuxed makes 200 concurrent calls through one client made with
+// opts and checks each gets its own answer and nothing stays pending.
+func checkDemuxed(t *testing.T, e *env, opts ...Option) {
+	t.Helper()
+	queue, key := service(t, e.b)
+	startServer(t, e.b, queue, echo, WithPrefetch(8))
+	c := newClient(t, e.b, opts...)
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"i":%d}`, i)
+			rep, err := c.Call(testCtx(t), Request{Key: key, Pattern: "cmd:test", Body: []byte(body)})
+			if err != nil {
+				errs <- err
+				return
+			}
+			if string(rep.Body) != body {
+				errs <- fmt.Errorf("call %d got %s", i, rep.Body)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if c.pendingCount() != 0 {
+		t.Errorf("pending = %d", c.pendingCount())
+	}
 }
 
 func TestNoRouteFailsFast(t *testing.T) {
