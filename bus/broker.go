@@ -138,6 +138,11 @@ type Message struct {
 	MessageID     string
 	CorrelationID string
 	ReplyTo       string
+	// Type is AMQP's message type name (the property "type"), AppID the
+	// creating application (the property "app-id"). Both are short
+	// strings, at most 255 bytes, and cost less on the wire than headers.
+	Type  string
+	AppID string
 	// Expiration discards the message (or dead-letters it) if it has not been
 	// delivered within this time. Zero means no expiry. It is sent in whole
 	// milliseconds, at least 1.

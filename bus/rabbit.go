@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,11 +20,6 @@ import (
 // maxShortString is the longest AMQP short string (routing key, exchange
 // and queue names, message and correlation ids, reply-to, consumer tag).
 const maxShortString = 255
-
-// publishIDHeader carries an internal id on every Mandatory message, so
-// that a basic.return can be matched to its publish. The consumer side
-// removes it again.
-const publishIDHeader = "x-patbus-publish-id"
 
 // Rabbit is the RabbitMQ broker. It is created by Dial (or Open) and is
 // safe for concurrent use. It keeps two connections, one for publishing and
@@ -424,7 +420,7 @@ func expirationString(d time.Duration) string {
 	if ms < 1 {
 		ms = 1
 	}
-	return fmt.Sprint(ms)
+	return strconv.FormatInt(ms, 10)
 }
 
 // parseExpiration reads the expiration property back.
@@ -432,8 +428,8 @@ func parseExpiration(s string) time.Duration {
 	if s == "" {
 		return 0
 	}
-	var ms int64
-	if _, err := fmt.Sscan(s, &ms); err != nil || ms < 0 {
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || ms < 0 || ms > math.MaxInt64/int64(time.Millisecond) {
 		return 0
 	}
 	return time.Duration(ms) * time.Millisecond

@@ -185,7 +185,10 @@ func (r *Rabbit) dialOne(ctx context.Context, a rabbitAddr, role string) (*amqp.
 				c.Close()
 				return nil, err
 			}
-			return c, nil
+			if r.cfg.plainWrites {
+				return c, nil
+			}
+			return newCoalescingConn(c), nil
 		},
 	}
 	if a.tls {

@@ -287,6 +287,8 @@ func (s *rabbitSub) wrap(d *amqp.Delivery, gen uint64) *Delivery {
 			ContentType:   d.ContentType,
 			MessageID:     d.MessageId,
 			CorrelationID: d.CorrelationId,
+			Type:          d.Type,
+			AppID:         d.AppId,
 			ReplyTo:       d.ReplyTo,
 			Expiration:    parseExpiration(d.Expiration),
 			Persistent:    d.DeliveryMode == amqp.Persistent,

@@ -15,6 +15,7 @@ var _ DirectReplier = (*Rabbit)(nil)
 // yet confirmed.
 type drPending struct {
 	m        *pubMsg
+	match    string // the id its basic.return would carry (returnIDs)
 	returned *ReturnError
 }
 
@@ -39,6 +40,7 @@ type rabbitDirectReply struct {
 
 	mu      sync.Mutex
 	pending map[uint64]*drPending
+	rids    returnIDs
 	err     error // why the channel was lost
 	closed  bool
 }
@@ -183,11 +185,13 @@ func (d *rabbitDirectReply) Publish(ctx context.Context, exchange, key string, m
 	}
 	seq := d.ch.GetNextPublishSeqNo()
 	d.mu.Lock()
-	d.pending[seq] = &drPending{m: m}
+	pub, match := d.rids.take(m, &d.r.pubs.ids)
+	d.pending[seq] = &drPending{m: m, match: match}
 	d.mu.Unlock()
-	if _, err := d.ch.PublishWithDeferredConfirm(exchange, key, m.mandatory, false, m.pub); err != nil {
+	if _, err := d.ch.PublishWithDeferredConfirm(exchange, key, m.mandatory, false, pub); err != nil {
 		d.mu.Lock()
 		delete(d.pending, seq)
+		d.rids.release(match)
 		d.mu.Unlock()
 		return nil, d.r.mapErr("direct reply publish", err)
 	}
@@ -255,7 +259,7 @@ func (d *rabbitDirectReply) markReturned(rt amqp.Return) {
 	var best *drPending
 	var bestSeq uint64
 	for seq, it := range d.pending {
-		if it.m.mandatory && it.returned == nil && it.m.rid == id && (best == nil || seq < bestSeq) {
+		if it.m.mandatory && it.returned == nil && it.match == id && (best == nil || seq < bestSeq) {
 			best, bestSeq = it, seq
 		}
 	}
@@ -268,6 +272,9 @@ func (d *rabbitDirectReply) confirmed(c amqp.Confirmation) {
 	d.mu.Lock()
 	it := d.pending[c.DeliveryTag]
 	delete(d.pending, c.DeliveryTag)
+	if it != nil {
+		d.rids.release(it.match)
+	}
 	d.mu.Unlock()
 	if it == nil {
 		return
@@ -310,6 +317,7 @@ func (d *rabbitDirectReply) lost(returns <-chan amqp.Return, closes <-chan *amqp
 	}
 	items := d.pending
 	d.pending = make(map[uint64]*drPending)
+	d.rids.reset()
 	d.mu.Unlock()
 	d.deadOnce.Do(func() { close(d.dead) })
 	missing := ""
@@ -393,6 +401,8 @@ func (d *rabbitDirectReply) wrap(ad *amqp.Delivery) *Delivery {
 			ContentType:   ad.ContentType,
 			MessageID:     ad.MessageId,
 			CorrelationID: ad.CorrelationId,
+			Type:          ad.Type,
+			AppID:         ad.AppId,
 			ReplyTo:       ad.ReplyTo,
 			Expiration:    parseExpiration(ad.Expiration),
 			Persistent:    ad.DeliveryMode == amqp.Persistent,
@@ -432,6 +442,7 @@ func (d *rabbitDirectReply) Close() error {
 	d.closed = true
 	items := d.pending
 	d.pending = make(map[uint64]*drPending)
+	d.rids.reset()
 	d.mu.Unlock()
 	close(d.stop)
 	<-d.fwdDone

@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,7 +24,6 @@ type pubMsg struct {
 	key       string
 	mandatory bool
 	pub       amqp.Publishing
-	rid       string // id a basic.return is matched by (Mandatory only)
 	conf      *Confirmation
 
 	written   chan struct{} // closed after the first successful write
@@ -38,6 +36,7 @@ type pubMsg struct {
 type pending struct {
 	m        *pubMsg
 	sent     time.Time
+	match    string       // the id its basic.return would carry (returnIDs)
 	returned *ReturnError // set when a basic.return arrived before the ack
 }
 
@@ -54,6 +53,7 @@ type pubChan struct {
 
 	mu      sync.Mutex
 	pending map[uint64]*pending
+	rids    returnIDs
 
 	brokerClosed atomic.Bool // the broker closed the channel for an error
 	dead         chan struct{}
@@ -71,6 +71,7 @@ func (pc *pubChan) takeAll() []*pending {
 		out = append(out, p)
 	}
 	pc.pending = make(map[uint64]*pending)
+	pc.rids.reset()
 	return out
 }
 
@@ -306,6 +307,7 @@ func (p *publisher) prepare(exchange, key string, msg Message) (*pubMsg, error) 
 	for _, f := range [...]struct{ what, s string }{
 		{"exchange name", exchange}, {"routing key", key}, {"message id", msg.MessageID},
 		{"correlation id", msg.CorrelationID}, {"reply-to", msg.ReplyTo}, {"content type", msg.ContentType},
+		{"type", msg.Type}, {"app id", msg.AppID},
 	} {
 		if err := checkShort(f.what, f.s); err != nil {
 			return nil, fmt.Errorf("bus: publish: %w", err)
@@ -326,6 +328,8 @@ func (p *publisher) prepare(exchange, key string, msg Message) (*pubMsg, error) 
 			ContentType:   msg.ContentType,
 			MessageId:     msg.MessageID,
 			CorrelationId: msg.CorrelationID,
+			Type:          msg.Type,
+			AppId:         msg.AppID,
 			ReplyTo:       msg.ReplyTo,
 			Expiration:    expirationString(msg.Expiration),
 			Timestamp:     msg.Timestamp,
@@ -336,16 +340,6 @@ func (p *publisher) prepare(exchange, key string, msg Message) (*pubMsg, error) 
 	}
 	if msg.Persistent {
 		m.pub.DeliveryMode = amqp.Persistent
-	}
-	if msg.Mandatory {
-		// Always an id of our own: a caller's MessageID need not be unique
-		// (workers' retry copies keep the item's id), and a return matched
-		// to the wrong publish would confirm an unroutable message as nil.
-		m.rid = "r" + strconv.FormatUint(p.ids.Add(1), 36)
-		if m.pub.Headers == nil {
-			m.pub.Headers = amqp.Table{}
-		}
-		m.pub.Headers[publishIDHeader] = m.rid
 	}
 	return m, nil
 }
@@ -490,13 +484,17 @@ func (p *publisher) run(pc *pubChan) {
 func (p *publisher) write(pc *pubChan, m *pubMsg) bool {
 	seq := pc.ch.GetNextPublishSeqNo()
 	pc.mu.Lock()
-	pc.pending[seq] = &pending{m: m, sent: time.Now()}
+	pub, match := pc.rids.take(m, &p.ids)
+	pc.pending[seq] = &pending{m: m, sent: time.Now(), match: match}
 	pc.mu.Unlock()
-	_, err := pc.ch.PublishWithDeferredConfirm(m.exchange, m.key, m.mandatory, false, m.pub)
+	_, err := pc.ch.PublishWithDeferredConfirm(m.exchange, m.key, m.mandatory, false, pub)
 	if err != nil {
 		pc.mu.Lock()
-		_, mine := pc.pending[seq]
+		it, mine := pc.pending[seq]
 		delete(pc.pending, seq)
+		if mine {
+			pc.rids.release(it.match)
+		}
 		pc.mu.Unlock()
 		if mine {
 			p.requeue(m)
@@ -560,18 +558,8 @@ func (p *publisher) drainReturns(pc *pubChan, returns <-chan amqp.Return) <-chan
 	return nil
 }
 
-// fromReturn gives the publish id a basic.return belongs to (the internal
-// header when the publisher set no message id) and its *ReturnError.
-func fromReturn(rt amqp.Return) (string, *ReturnError) {
-	id := rt.MessageId
-	if v, ok := rt.Headers[publishIDHeader].(string); ok {
-		id = v
-	}
-	return id, &ReturnError{Exchange: rt.Exchange, Key: rt.RoutingKey, ReplyCode: int(rt.ReplyCode), ReplyText: rt.ReplyText}
-}
-
-// markReturned ties a basic.return to the oldest pending copy with the
-// same id: the broker answers in publish order.
+// markReturned ties a basic.return to the pending copy it names: the match
+// ids of a channel's pending copies are distinct (returnIDs).
 func (p *publisher) markReturned(pc *pubChan, rt amqp.Return) {
 	id, re := fromReturn(rt)
 	pc.mu.Lock()
@@ -579,7 +567,7 @@ func (p *publisher) markReturned(pc *pubChan, rt amqp.Return) {
 	var best *pending
 	var bestSeq uint64
 	for seq, it := range pc.pending {
-		if it.m.mandatory && it.returned == nil && it.m.rid == id && (best == nil || seq < bestSeq) {
+		if it.m.mandatory && it.returned == nil && it.match == id && (best == nil || seq < bestSeq) {
 			best, bestSeq = it, seq
 		}
 	}
@@ -593,6 +581,9 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 	pc.mu.Lock()
 	it := pc.pending[c.DeliveryTag]
 	delete(pc.pending, c.DeliveryTag)
+	if it != nil {
+		pc.rids.release(it.match)
+	}
 	pc.mu.Unlock()
 	if it == nil {
 		return // the copy was already handed to another channel

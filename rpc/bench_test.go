@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,10 +25,12 @@ import (
 //	PATBUS_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ go test -run '^$' -bench 'RoundTrip|Throughput' -benchtime 3s ./rpc
 //	PATBUS_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ go test -run '^$' -bench Interleaved -benchtime 1x -count 3 ./rpc
 //
-// patbus publishes on the topic exchange patbus.act, as services do; the
-// baseline, as the tutorial, on the default exchange. BENCH_DIRECT=1 makes
-// patbus use the default exchange too, which shows what topic routing
-// costs RabbitMQ.
+// patbus publishes to the service's queue through the default exchange, as
+// services do (the caller knows the queue from its catalog), and so does
+// the baseline, as the tutorial does. BENCH_TOPIC=1 makes patbus publish on
+// the topic exchange patbus.act instead (services.WithTopicRouting), which
+// shows what topic routing costs RabbitMQ; BenchmarkInterleaved measures
+// both.
 
 // benchPrefetch is the server prefetch of both patbus and the baseline.
 const benchPrefetch = 64
@@ -54,24 +57,26 @@ func eachBenchTarget(b *testing.B, f func(b *testing.B, call callFunc)) {
 			b.Fatal(err)
 		}
 		defer m.Close()
-		f(b, patbusCaller(b, m, m))
+		call, _ := patbusCaller(b, m, m)
+		f(b, call)
 	})
 	b.Run("patbus-rabbitmq", func(b *testing.B) {
 		url := testenv.AMQPURL(b)
 		ctx, cancel := context.WithTimeout(context.Background(), testWait)
 		defer cancel()
 		// Client and server on their own connections, as two processes.
-		cb, err := bus.Dial(ctx, []string{url}, bus.WithConnectionName("patbus-bench-client"))
+		cb, err := bus.Dial(ctx, []string{url}, benchBusOpts("patbus-bench-client")...)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer cb.Close()
-		sb, err := bus.Dial(ctx, []string{url}, bus.WithConnectionName("patbus-bench-server"))
+		sb, err := bus.Dial(ctx, []string{url}, benchBusOpts("patbus-bench-server")...)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer sb.Close()
-		f(b, patbusCaller(b, cb, sb))
+		call, _ := patbusCaller(b, cb, sb)
+		f(b, call)
 	})
 	b.Run("baseline-rabbitmq", func(b *testing.B) {
 		url := testenv.AMQPURL(b)
@@ -94,8 +99,10 @@ func eachBenchTarget(b *testing.B, f func(b *testing.B, call callFunc)) {
 }
 
 // patbusCaller starts an echo Server on sb and returns calls from a Client
-// on cb made with clientOpts; everything is stopped at the end of the benchmark.
-func patbusCaller(b *testing.B, cb, sb bus.Broker, clientOpts ...Option) callFunc {
+// on cb made with clientOpts, sent to the server's queue through the
+// default exchange and through the topic exchange; everything is stopped at
+// the end of the benchmark.
+func patbusCaller(b *testing.B, cb, sb bus.Broker, clientOpts ...Option) (viaQueue, viaTopic callFunc) {
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
 	if err := DeclareActExchange(ctx, sb); err != nil {
@@ -123,14 +130,21 @@ func patbusCaller(b *testing.B, cb, sb bus.Broker, clientOpts ...Option) callFun
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = c.Close() })
-	req := Request{Key: key, Pattern: "cmd:get,role:account", Target: "account@1.0.0", Body: benchBody}
-	if os.Getenv("BENCH_DIRECT") != "" {
-		req.Exchange, req.Key = DefaultExchange, queue
+	req := Request{Exchange: DefaultExchange, Key: queue, Pattern: "cmd:get,role:account", Target: "account@1.0.0", Body: benchBody}
+	topic := req
+	topic.Exchange, topic.Key = ActExchange, key
+	if os.Getenv("BENCH_TOPIC") != "" {
+		req = topic
 	}
-	return func(ctx context.Context) error {
+	viaQueue = func(ctx context.Context) error {
 		_, err := c.Call(ctx, req)
 		return err
 	}
+	viaTopic = func(ctx context.Context) error {
+		_, err := c.Call(ctx, topic)
+		return err
+	}
+	return viaQueue, viaTopic
 }
 
 // warmup makes a few calls before the clock starts.
@@ -226,32 +240,32 @@ func reportPercentiles(b *testing.B, ds []time.Duration) {
 
 // BenchmarkInterleaved compares patbus with the baseline on RabbitMQ in
 // alternating rounds (300 sequential calls, then 6,000 calls from 64
-// goroutines, for each in turn), so that a machine whose load drifts
-// during the run (other processes, RabbitMQ's own work) affects both alike.
-// It reports both p50s and throughputs and their ratios; run it with
-// -benchtime 1x (each iteration is a full comparison). A third contender,
-// the same baseline publishing through the topic exchange patbus.act (as
-// patbus does), gives the fair comparison (the "-vs-topic" ratios); the
-// headline ratios stay against the tutorial's default exchange. A fourth,
-// patbus with WithDirectReplyTo (its own echo Server on the same
-// connection), reports "direct-" figures and its ratios to the default
-// exclusive reply queue ("direct-vs-queue") and to the baseline.
+// goroutines, for each contender in turn), so that a machine whose load
+// drifts during the run (other processes, RabbitMQ's own work) affects all
+// alike. Run it with -benchtime 1x (each iteration is a full comparison).
+// Contenders: patbus as services call (to the service's queue through the
+// default exchange), the tutorial baseline (the same), patbus through the
+// topic exchange patbus.act (services.WithTopicRouting) and the baseline
+// through it too, and patbus with WithDirectReplyTo. It reports each p50
+// and calls/s, and the ratios the issue asks for: patbus against the
+// baseline ("p50-ratio", "calls/s-ratio"), topic against topic
+// ("topic-…-ratio") and direct reply-to against the baseline ("direct-…").
 func BenchmarkInterleaved(b *testing.B) {
 	url := testenv.AMQPURL(b)
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
-	cb, err := bus.Dial(ctx, []string{url}, bus.WithConnectionName("patbus-bench-client"))
+	cb, err := bus.Dial(ctx, []string{url}, benchBusOpts("patbus-bench-client")...)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer cb.Close()
-	sb, err := bus.Dial(ctx, []string{url}, bus.WithConnectionName("patbus-bench-server"))
+	sb, err := bus.Dial(ctx, []string{url}, benchBusOpts("patbus-bench-server")...)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer sb.Close()
-	patbus := patbusCaller(b, cb, sb)
-	direct := patbusCaller(b, cb, sb, WithDirectReplyTo())
+	patbus, patbusTopic := patbusCaller(b, cb, sb)
+	direct, _ := patbusCaller(b, cb, sb, WithDirectReplyTo())
 
 	queue := "patbus.bench.baseline." + wire.NewID()[:12]
 	srv, err := baseline.NewRPCServer(url, queue, benchPrefetch, func(body []byte) []byte { return body })
@@ -268,8 +282,6 @@ func BenchmarkInterleaved(b *testing.B) {
 		_, err := cl.Call(ctx, "", queue, benchBody)
 		return err
 	}
-	// The fair comparison: the same baseline, its requests routed by the
-	// topic exchange patbus.act as patbus's are.
 	topicKey := "cmd:get.id:" + queue[len(queue)-12:] + ".role:baseline"
 	if err := sb.Bind(ctx, bus.Binding{Exchange: ActExchange, Queue: queue, Key: topicKey}); err != nil {
 		b.Fatal(err)
@@ -281,23 +293,26 @@ func BenchmarkInterleaved(b *testing.B) {
 		_, err := cl.Call(ctx, ActExchange, topicKey, benchBody)
 		return err
 	}
-	warmup(b, patbus)
-	warmup(b, base)
-	warmup(b, baseTopic)
-	warmup(b, direct)
+	contenders := []struct {
+		name string
+		call callFunc
+	}{{"patbus", patbus}, {"baseline", base}, {"patbus-topic", patbusTopic}, {"baseline-topic", baseTopic}, {"direct", direct}}
+	for _, c := range contenders {
+		warmup(b, c.call)
+	}
 
 	const rounds, seqCalls, parCalls, conc = 8, 300, 6000, 64
 	callCtx, cancelCalls := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancelCalls()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		lat := [4][]time.Duration{}
-		rate := [4][]float64{}
+		lat := make([][]time.Duration, len(contenders))
+		rate := make([][]float64, len(contenders))
 		for r := 0; r < rounds; r++ {
-			for k, call := range []callFunc{patbus, base, baseTopic, direct} {
+			for k, c := range contenders {
 				for j := 0; j < seqCalls; j++ {
 					t0 := time.Now()
-					if err := call(callCtx); err != nil {
+					if err := c.call(callCtx); err != nil {
 						b.Fatal(err)
 					}
 					lat[k] = append(lat[k], time.Since(t0))
@@ -311,7 +326,7 @@ func BenchmarkInterleaved(b *testing.B) {
 					go func() {
 						defer wg.Done()
 						for next.Add(1) <= parCalls {
-							if err := call(callCtx); err != nil {
+							if err := c.call(callCtx); err != nil {
 								errs <- err
 								return
 							}
@@ -326,33 +341,29 @@ func BenchmarkInterleaved(b *testing.B) {
 				}
 			}
 		}
-		p50 := func(ds []time.Duration) float64 {
-			slices.Sort(ds)
-			return float64(ds[len(ds)/2]) / float64(time.Microsecond)
+		p50 := make([]float64, len(contenders))
+		cps := make([]float64, len(contenders))
+		for k, c := range contenders {
+			slices.Sort(lat[k])
+			slices.Sort(rate[k])
+			p50[k] = float64(lat[k][len(lat[k])/2]) / float64(time.Microsecond)
+			cps[k] = rate[k][len(rate[k])/2]
+			b.ReportMetric(p50[k], c.name+"-p50-µs")
+			b.ReportMetric(cps[k], c.name+"-calls/s")
 		}
-		median := func(xs []float64) float64 {
-			slices.Sort(xs)
-			return xs[len(xs)/2]
-		}
-		pp, bp := p50(lat[0]), p50(lat[1])
-		pr, br := median(rate[0]), median(rate[1])
-		b.ReportMetric(pp, "patbus-p50-µs")
-		b.ReportMetric(bp, "baseline-p50-µs")
-		b.ReportMetric(pp/bp, "p50-ratio")
-		b.ReportMetric(pr, "patbus-calls/s")
-		b.ReportMetric(br, "baseline-calls/s")
-		b.ReportMetric(pr/br, "calls/s-ratio")
-		tp, tr := p50(lat[2]), median(rate[2])
-		b.ReportMetric(tp, "baseline-topic-p50-µs")
-		b.ReportMetric(tr, "baseline-topic-calls/s")
-		b.ReportMetric(pp/tp, "p50-ratio-vs-topic")
-		b.ReportMetric(pr/tr, "calls/s-ratio-vs-topic")
-		dp, dr := p50(lat[3]), median(rate[3])
-		b.ReportMetric(dp, "direct-p50-µs")
-		b.ReportMetric(dr, "direct-calls/s")
-		b.ReportMetric(dp/pp, "direct-vs-queue-p50-ratio")
-		b.ReportMetric(dr/pr, "direct-vs-queue-calls/s-ratio")
-		b.ReportMetric(dp/bp, "direct-p50-ratio")
-		b.ReportMetric(dr/br, "direct-calls/s-ratio")
+		b.ReportMetric(p50[0]/p50[1], "p50-ratio")
+		b.ReportMetric(cps[0]/cps[1], "calls/s-ratio")
+		b.ReportMetric(p50[2]/p50[3], "topic-p50-ratio")
+		b.ReportMetric(cps[2]/cps[3], "topic-calls/s-ratio")
+		b.ReportMetric(p50[4]/p50[1], "direct-p50-ratio")
+		b.ReportMetric(cps[4]/cps[1], "direct-calls/s-ratio")
 	}
+}
+
+func benchBusOpts(name string) []bus.Option {
+	opts := []bus.Option{bus.WithConnectionName(name)}
+	if n, err := strconv.Atoi(os.Getenv("BENCH_PUBCHANS")); err == nil {
+		opts = append(opts, bus.WithPublishChannels(n))
+	}
+	return opts
 }

@@ -30,6 +30,10 @@ const ReplyQueuePrefix = "patbus.reply."
 // worth nothing once its caller is gone, and a lost reply is a timeout.
 const replyPrefetch = 256
 
+// maxTypeLen is the longest pattern sent as the message type (an AMQP short
+// string); a longer one goes in the header patbus-pattern.
+const maxTypeLen = 255
+
 // setupTimeout bounds NewClient's declarations when it has no context.
 const setupTimeout = 30 * time.Second
 
@@ -283,16 +287,26 @@ func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
 		tx = wire.NewID()
 	}
 	id := wire.NewID()
-	headers := make(map[string]any, len(req.Headers)+4)
+	// Every header costs coding on both ends and parsing in the broker:
+	// the pattern travels as the message type, a tx id that is a trace id
+	// only inside traceparent (WIRE.md).
+	headers := make(map[string]any, len(req.Headers)+3)
 	for k, v := range req.Headers {
 		headers[k] = v
 	}
-	if req.Pattern != "" {
+	var typ string
+	if len(req.Pattern) <= maxTypeLen {
+		typ = req.Pattern
+	} else {
 		headers[wire.HeaderPattern] = req.Pattern
 	}
-	headers[wire.HeaderTx] = tx
-	if _, ok := headers[wire.HeaderTraceparent]; !ok {
-		headers[wire.HeaderTraceparent] = wire.Traceparent(tx)
+	tp, ok := headers[wire.HeaderTraceparent].(string)
+	if !ok {
+		tp = wire.Traceparent(tx)
+		headers[wire.HeaderTraceparent] = tp
+	}
+	if wire.TxFromTraceparent(tp) != tx {
+		headers[wire.HeaderTx] = tx
 	}
 	headers[wire.HeaderDeadline] = wire.DeadlineValue(deadline)
 
@@ -316,6 +330,7 @@ func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
 		MessageID:     id,
 		CorrelationID: id,
 		ReplyTo:       c.queue,
+		Type:          typ,
 		Expiration:    left,
 		Mandatory:     true,
 		Timestamp:     start,
@@ -398,8 +413,7 @@ func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
 
 // reply turns a reply delivery into Call's result.
 func (c *Client) reply(d *bus.Delivery, req Request, deadline time.Time, fail func(error) error) (*Reply, error) {
-	service := headerString(d.Headers, wire.HeaderService)
-	version := headerString(d.Headers, wire.HeaderVersion)
+	service, version := replyFrom(d)
 	if headerString(d.Headers, wire.HeaderStatus) == wire.StatusError {
 		e := &Error{}
 		if err := json.Unmarshal(d.Body, e); err != nil {
@@ -423,6 +437,15 @@ func (c *Client) reply(d *bus.Delivery, req Request, deadline time.Time, fail fu
 		return nil, e
 	}
 	return &Reply{Body: d.Body, Headers: d.Headers, Service: service, Version: version}, nil
+}
+
+// replyFrom names the service that sent a reply: its app-id, or the
+// headers patbus-service and patbus-version of older servers.
+func replyFrom(d *bus.Delivery) (service, version string) {
+	if d.AppID != "" {
+		return wire.SplitAppID(d.AppID)
+	}
+	return headerString(d.Headers, wire.HeaderService), headerString(d.Headers, wire.HeaderVersion)
 }
 
 // ctxError describes why ctx ended (or, if it has not, err).

@@ -92,9 +92,9 @@ func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = 
 // DefaultPrefetch (16).
 func WithPrefetch(n int) Option { return func(c *config) { c.prefetch = n } }
 
-// WithService names the Server's service and version: they are sent in the
-// reply headers (patbus-service, patbus-version) and filled into the
-// errors it returns.
+// WithService names the Server's service and version: they are sent as the
+// replies' app-id ("name@version", WIRE.md) and filled into the errors it
+// returns.
 func WithService(name, version string) Option {
 	return func(c *config) { c.service, c.version = name, version }
 }
@@ -106,8 +106,8 @@ func WithService(name, version string) Option {
 func WithMaxMessageSize(n int) Option { return func(c *config) { c.maxMessageSize = n } }
 
 // WithReplyConfirmTimeout bounds how long the Server waits for the broker's
-// confirm of a reply before it acks the request anyway. Default
-// DefaultReplyConfirmTimeout.
+// confirm of a reply before it acks the request anyway; it never waits past
+// the caller's deadline. Default DefaultReplyConfirmTimeout.
 func WithReplyConfirmTimeout(d time.Duration) Option {
 	return func(c *config) { c.confirmTimeout = d }
 }

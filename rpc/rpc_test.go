@@ -46,8 +46,8 @@ func TestRoundTrip(t *testing.T) {
 		if rep.Service != "user" || rep.Version != "1.2.3" {
 			t.Errorf("service = %q %q", rep.Service, rep.Version)
 		}
-		if headerString(rep.Headers, wire.HeaderStatus) != wire.StatusOK {
-			t.Errorf("status header = %v", rep.Headers[wire.HeaderStatus])
+		if len(rep.Headers) != 0 {
+			t.Errorf("a successful reply carries headers %v, want none", rep.Headers)
 		}
 		s := recv(t, got, "handler")
 		if s.req.Pattern != "cmd:test" || s.req.Key != key {
@@ -67,6 +67,12 @@ func TestRoundTrip(t *testing.T) {
 		}
 		if tp := headerString(s.req.Headers, wire.HeaderTraceparent); !strings.Contains(tp, s.tx) {
 			t.Errorf("traceparent %q does not carry the tx", tp)
+		}
+		if _, ok := s.req.Headers[wire.HeaderTx]; ok {
+			t.Errorf("a tx id that is a trace id travels in %s too: %v", wire.HeaderTx, s.req.Headers)
+		}
+		if _, ok := s.req.Headers[wire.HeaderPattern]; ok {
+			t.Errorf("a short pattern travels in %s too: %v", wire.HeaderPattern, s.req.Headers)
 		}
 		if c.pendingCount() != 0 {
 			t.Errorf("pending = %d", c.pendingCount())
@@ -692,4 +698,110 @@ func TestParseDeadline(t *testing.T) {
 	if got, _ := wire.ParseDeadline(ms); got.UnixMilli() != ms {
 		t.Errorf("round trip %v", got)
 	}
+}
+
+// The compact request form (pattern as the message type, tx inside
+// traceparent) falls back to headers where it cannot carry the value, and a
+// server still reads requests that name everything in headers, as clients
+// before it did.
+func TestWireFallbacks(t *testing.T) {
+	eachBroker(t, func(t *testing.T, e *env) {
+		queue, key := service(t, e.b)
+		got := make(chan *ServerRequest, 3)
+		startServer(t, e.b, queue, func(ctx context.Context, req *ServerRequest) ([]byte, error) {
+			if wire.Tx(ctx) != req.Tx {
+				t.Errorf("ctx tx %q, request tx %q", wire.Tx(ctx), req.Tx)
+			}
+			got <- req
+			return []byte(`{}`), nil
+		}, WithService("user", "1.2.3"))
+		c := newClient(t, e.b)
+
+		long := "cmd:x,name:" + strings.Repeat("n", 300)
+		ctx, cancel := context.WithTimeout(wire.WithTx(context.Background(), "order-42"), testWait)
+		defer cancel()
+		if _, err := c.Call(ctx, Request{Key: key, Pattern: long, Body: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		req := recv(t, got, "handler")
+		if req.Pattern != long || req.Tx != "order-42" {
+			t.Errorf("pattern %.20q… tx %q, want the long pattern and order-42", req.Pattern, req.Tx)
+		}
+		if headerString(req.Headers, wire.HeaderTx) != "order-42" {
+			t.Errorf("a tx id that is no trace id must travel in %s: %v", wire.HeaderTx, req.Headers)
+		}
+
+		// An older client: everything in headers, no type.
+		tx := wire.NewID()
+		ctx2, cancel2 := context.WithTimeout(context.Background(), testWait)
+		defer cancel2()
+		if _, err := e.b.DeclareQueue(ctx2, bus.Queue{Name: "patbus.test.rpc.old." + tx[:8], AutoDelete: true}); err != nil {
+			t.Fatal(err)
+		}
+		replyQ := "patbus.test.rpc.old." + tx[:8]
+		sub, err := e.b.Consume(ctx2, replyQ, bus.ConsumeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Cancel(context.Background())
+		if err := bus.PublishAndWait(ctx2, e.b, ActExchange, key, bus.Message{
+			CorrelationID: "c1", ReplyTo: replyQ, ContentType: wire.ContentTypeJSON, Body: []byte(`{}`),
+			Headers: map[string]any{wire.HeaderPattern: "cmd:old", wire.HeaderTx: tx,
+				wire.HeaderDeadline: wire.DeadlineValue(time.Now().Add(testWait))},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		req = recv(t, got, "handler")
+		if req.Pattern != "cmd:old" || req.Tx != tx || req.Deadline.IsZero() {
+			t.Errorf("older request: pattern %q tx %q deadline %v", req.Pattern, req.Tx, req.Deadline)
+		}
+		select {
+		case d := <-sub.Deliveries():
+			_ = d.Ack()
+			if d.CorrelationID != "c1" || d.AppID != "user@1.2.3" {
+				t.Errorf("reply: correlation id %q app id %q", d.CorrelationID, d.AppID)
+			}
+		case <-ctx2.Done():
+			t.Fatal("no reply")
+		}
+	})
+}
+
+// A reply the broker surely did not take (here: nacked by a full reply
+// queue) gives the request back while its caller still waits, so that an
+// instance can answer it; once the deadline has passed it is dropped.
+func TestFailedReplyGivesRequestBack(t *testing.T) {
+	eachBroker(t, func(t *testing.T, e *env) {
+		queue, key := service(t, e.b)
+		ctx := testCtx(t)
+		full := "patbus.test.rpc.full." + wire.NewID()[:12]
+		if _, err := e.b.DeclareQueue(ctx, bus.Queue{Name: full, MaxLength: 1}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.b.DeleteQueue(context.Background(), full) })
+		if err := bus.PublishAndWait(ctx, e.b, "", full, bus.Message{Body: []byte("filler")}); err != nil {
+			t.Fatal(err)
+		}
+		var runs atomic.Int32
+		again := make(chan struct{})
+		logs := newLogCapture()
+		startServer(t, e.b, queue, func(ctx context.Context, req *ServerRequest) ([]byte, error) {
+			if runs.Add(1) == 2 {
+				close(again)
+			}
+			return []byte(`{}`), nil
+		}, WithLogger(logs.logger()))
+		given := logs.seen("reply failed, request given back")
+		dropped := logs.seen("after its deadline")
+		err := bus.PublishAndWait(ctx, e.b, ActExchange, key, bus.Message{
+			Headers:     map[string]any{wire.HeaderDeadline: time.Now().Add(time.Second).UnixMilli()},
+			ContentType: wire.ContentTypeJSON, ReplyTo: full, CorrelationID: "x", Body: []byte(`{}`),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recv(t, given, "given-back log")
+		recv(t, again, "second run of the handler")
+		recv(t, dropped, "drop after the deadline")
+	})
 }

@@ -65,14 +65,17 @@ func (f HandlerFunc) ServeRPC(ctx context.Context, req *ServerRequest) ([]byte, 
 // exchange with the request's reply-to as key and its correlation id, waits
 // for the broker's confirm of the reply, and only then acks the request: if
 // the instance dies before it replied, the broker delivers the request
-// again, to another instance. A request whose deadline has passed when it
-// arrives is acked without running the handler. A request without reply-to
+// again, to another instance. A reply the broker surely did not take (a
+// nack, a lost channel) gives the request back too, while its caller still
+// waits. A request whose deadline has passed when it arrives is acked
+// without running the handler. A request without reply-to
 // is handled and acked without a reply.
 type Server struct {
 	b     bus.Broker
 	queue string
 	h     Handler
 	cfg   config
+	appID string // the replies' app-id: service@version
 
 	mu       sync.Mutex
 	started  bool
@@ -105,7 +108,11 @@ func NewServer(b bus.Broker, queue string, h Handler, opts ...Option) (*Server, 
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(problems...))
 	}
-	return &Server{b: b, queue: queue, h: h, cfg: cfg}, nil
+	s := &Server{b: b, queue: queue, h: h, cfg: cfg, appID: wire.AppID(cfg.service, cfg.version)}
+	if len(s.appID) > maxTypeLen {
+		s.appID = "" // too long for the property: named in headers instead
+	}
+	return s, nil
 }
 
 // Queue returns the queue the Server consumes.
@@ -160,13 +167,19 @@ func (s *Server) work(deliveries <-chan *bus.Delivery) {
 func (s *Server) handle(d *bus.Delivery) {
 	log := s.cfg.logger
 	req := &ServerRequest{
-		Pattern:       headerString(d.Headers, wire.HeaderPattern),
+		Pattern:       d.Type,
 		Body:          d.Body,
 		Headers:       d.Headers,
 		Tx:            headerString(d.Headers, wire.HeaderTx),
 		Redelivered:   d.Redelivered,
 		CorrelationID: d.CorrelationID,
 		Key:           d.RoutingKey,
+	}
+	if p := headerString(d.Headers, wire.HeaderPattern); p != "" {
+		req.Pattern = p // too long for the type, or an older client
+	}
+	if req.Tx == "" {
+		req.Tx = wire.TxFromTraceparent(headerString(d.Headers, wire.HeaderTraceparent))
 	}
 	if req.Tx == "" {
 		req.Tx = wire.NewID()
@@ -182,6 +195,14 @@ func (s *Server) handle(d *bus.Delivery) {
 		}
 	}
 
+	// One context for the handler and the reply: it carries the caller's
+	// deadline, past which nobody waits for either.
+	ctx := wire.WithTx(s.base, req.Tx)
+	if !req.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
+		defer cancel()
+	}
 	var (
 		result []byte
 		herr   error
@@ -190,13 +211,7 @@ func (s *Server) handle(d *bus.Delivery) {
 		herr = &Error{Code: CodeTooLarge, Message: fmt.Sprintf(
 			"request body of %d bytes exceeds the maximum of %d", len(d.Body), s.cfg.maxMessageSize)}
 	} else {
-		ctx := wire.WithTx(s.base, req.Tx)
-		cancel := context.CancelFunc(func() {})
-		if !req.Deadline.IsZero() {
-			ctx, cancel = context.WithDeadline(ctx, req.Deadline)
-		}
 		result, herr = s.serve(ctx, req)
-		cancel()
 	}
 	if s.base.Err() != nil {
 		// Closed under the handler: give the request back for another
@@ -215,7 +230,7 @@ func (s *Server) handle(d *bus.Delivery) {
 		return
 	}
 	msg := s.replyMessage(d, req, result, herr)
-	ok := s.publishReply(d, req, msg)
+	ok := s.publishReply(ctx, d, req, msg)
 	s.settle(d, ok, req)
 }
 
@@ -265,43 +280,69 @@ func (s *Server) replyMessage(d *bus.Delivery, req *ServerRequest, result []byte
 		body = []byte("null")
 	}
 	// The caller knows its tx and pattern: the reply carries only what it
-	// does not know (every header costs encoding on both sides).
-	headers := make(map[string]any, 3)
-	headers[wire.HeaderStatus] = status
-	if s.cfg.service != "" {
-		headers[wire.HeaderService] = s.cfg.service
+	// does not know, and a successful one no header at all (every header
+	// costs coding on both ends and parsing in the broker).
+	var headers map[string]any
+	if status == wire.StatusError {
+		headers = map[string]any{wire.HeaderStatus: status}
 	}
-	if s.cfg.version != "" {
-		headers[wire.HeaderVersion] = s.cfg.version
+	if s.appID == "" && (s.cfg.service != "" || s.cfg.version != "") {
+		if headers == nil {
+			headers = make(map[string]any, 2)
+		}
+		headers[wire.HeaderService], headers[wire.HeaderVersion] = s.cfg.service, s.cfg.version
 	}
 	return bus.Message{
 		Headers:       headers,
 		ContentType:   wire.ContentTypeJSON,
 		CorrelationID: d.CorrelationID,
+		AppID:         s.appID,
 		Body:          body,
 	}
 }
 
-// publishReply sends the reply and waits for its confirm. It reports
-// whether the request may be acked (false: give it back to the queue).
-func (s *Server) publishReply(d *bus.Delivery, req *ServerRequest, msg bus.Message) bool {
-	ctx, cancel := context.WithTimeout(s.base, s.cfg.confirmTimeout)
-	defer cancel()
+// publishReply sends the reply and waits for its confirm while the caller
+// still waits for it (ctx ends at the caller's deadline). It reports
+// whether the request may be acked; false gives it back to the queue, for
+// another instance to answer.
+func (s *Server) publishReply(ctx context.Context, d *bus.Delivery, req *ServerRequest, msg bus.Message) bool {
+	if req.Deadline.IsZero() || time.Until(req.Deadline) > s.cfg.confirmTimeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.confirmTimeout)
+		defer cancel()
+	}
 	conf, err := s.b.Publish(ctx, "", d.ReplyTo, msg)
 	if err == nil {
 		err = conf.Wait(ctx)
 	}
-	if err == nil {
+	switch {
+	case err == nil:
 		return true
-	}
-	s.cfg.logger.Warn("rpc: reply not confirmed", "queue", s.queue, "pattern", req.Pattern,
-		"tx", req.Tx, "err", err)
-	// Another instance may still answer in time if the reply surely did
-	// not go out; if it may have, ack rather than run the handler twice.
-	if errors.Is(err, bus.ErrUnconfirmed) || errors.Is(err, bus.ErrTooLarge) {
+	case ctx.Err() != nil && s.base.Err() == nil:
+		// Past the caller's deadline (nobody waits for an answer now) or
+		// the confirm timeout.
+		s.cfg.logger.Debug("rpc: reply not confirmed before the caller's deadline", "queue", s.queue,
+			"pattern", req.Pattern, "tx", req.Tx, "err", err)
 		return true
+	case errors.Is(err, bus.ErrUnconfirmed), errors.Is(err, bus.ErrTooLarge):
+		// It may have gone out, or never will: running the handler again
+		// would not help.
+		s.cfg.logger.Warn("rpc: reply not confirmed", "queue", s.queue, "pattern", req.Pattern,
+			"tx", req.Tx, "err", err)
+		return true
+	case req.Deadline.IsZero():
+		// Surely not delivered, but with no deadline a request given back
+		// could come round for ever.
+		s.cfg.logger.Warn("rpc: reply failed", "queue", s.queue, "pattern", req.Pattern,
+			"tx", req.Tx, "err", err)
+		return true
+	default:
+		// Surely not delivered while the caller still waits: another
+		// instance may answer in time.
+		s.cfg.logger.Warn("rpc: reply failed, request given back", "queue", s.queue, "pattern", req.Pattern,
+			"tx", req.Tx, "err", err)
+		return false
 	}
-	return req.Deadline.IsZero() || time.Now().Before(req.Deadline)
 }
 
 // settle acks (ack) or requeues the request.

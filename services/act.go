@@ -116,9 +116,13 @@ func (s *Service) runRemote(ctx context.Context, res resolution, p patterns.Patt
 	pr := res.remote
 	s.logAct(ctx, slog.LevelDebug, "services: act (remote)", tx, p, res.route.canon, slog.String("target", pr.target))
 	start := time.Now()
+	exchange, key := rpc.DefaultExchange, pr.queue
+	if s.cfg.topicRouting || key == "" {
+		exchange, key = s.cfg.actExchange, pr.key
+	}
 	rep, err := client.Call(ctx, rpc.Request{
-		Exchange: s.cfg.actExchange,
-		Key:      pr.key,
+		Exchange: exchange,
+		Key:      key,
 		Pattern:  res.route.canon,
 		Target:   pr.target,
 		Body:     body,

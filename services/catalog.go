@@ -28,6 +28,7 @@ type registryMessage struct {
 	Version     string   `json:"version"`
 	Instance    string   `json:"instance"`
 	Patterns    []string `json:"patterns,omitempty"`
+	Queue       string   `json:"queue,omitempty"`
 	HeartbeatMS int64    `json:"heartbeat_ms,omitempty"`
 }
 
@@ -68,7 +69,7 @@ func (s *Service) announce(ctx context.Context) error {
 		canon[i], pats[i] = a.canon, a.pattern
 	}
 	s.upsertLocked(&instanceInfo{id: s.instance, service: s.name, version: s.version, ver: s.ver,
-		patterns: pats, canon: canon, heartbeat: s.cfg.heartbeat, lastSeen: time.Now(), self: true})
+		queue: s.queueName(), patterns: pats, canon: canon, heartbeat: s.cfg.heartbeat, lastSeen: time.Now(), self: true})
 	s.mu.Unlock()
 	s.annMu.Lock()
 	defer s.annMu.Unlock()
@@ -76,7 +77,7 @@ func (s *Service) announce(ctx context.Context) error {
 		return nil
 	}
 	return s.publishRegistry(ctx, registryMessage{Type: regAnnounce, Service: s.name, Version: s.version,
-		Instance: s.instance, Patterns: canon, HeartbeatMS: s.cfg.heartbeat.Milliseconds()})
+		Instance: s.instance, Patterns: canon, Queue: s.queueName(), HeartbeatMS: s.cfg.heartbeat.Milliseconds()})
 }
 
 func (s *Service) publishRegistry(ctx context.Context, m registryMessage) error {
@@ -110,7 +111,7 @@ func (s *Service) leave(ctx context.Context) {
 func (s *Service) upsertLocked(in *instanceInfo) {
 	old, ok := s.cat.instances[in.id]
 	s.cat.instances[in.id] = in
-	if ok && old.service == in.service && old.version == in.version && equalStrings(old.canon, in.canon) {
+	if ok && old.service == in.service && old.version == in.version && old.queue == in.queue && equalStrings(old.canon, in.canon) {
 		return
 	}
 	s.rebuildLocked()
@@ -177,7 +178,7 @@ func (s *Service) handleRegistry(body []byte) {
 			s.log.Debug("services: ignoring announce with bad name or version", "from", m.Instance)
 			return
 		}
-		in := &instanceInfo{id: m.Instance, service: m.Service, version: m.Version, ver: ver,
+		in := &instanceInfo{id: m.Instance, service: m.Service, version: m.Version, ver: ver, queue: m.Queue,
 			heartbeat: time.Duration(m.HeartbeatMS) * time.Millisecond, lastSeen: time.Now()}
 		if in.heartbeat <= 0 {
 			in.heartbeat = DefaultHeartbeat

@@ -43,6 +43,7 @@ type config struct {
 	prefetch       int
 	heartbeat      time.Duration
 	preferLocal    bool
+	topicRouting   bool
 	maxMessageSize int
 	actExchange    string
 	registry       string
@@ -129,6 +130,15 @@ func WithPreferLocal(prefer bool) Option { return func(c *config) { c.preferLoca
 // WithBrokerOnly is WithPreferLocal(false): every act travels through the
 // broker, even one the service could answer itself.
 func WithBrokerOnly() Option { return WithPreferLocal(false) }
+
+// WithTopicRouting sends every remote act through the act exchange with
+// the routing key of its pattern, where the broker routes it to the
+// service version's queue by the bindings, instead of straight to that
+// queue (which the caller knows from the catalog) through the default
+// exchange. The broker's answer is the same; topic routing costs RabbitMQ
+// about a quarter of its throughput for acts (WIRE.md), but a queue bound
+// to the act exchange with "#" then sees every act.
+func WithTopicRouting() Option { return func(c *config) { c.topicRouting = true } }
 
 // WithMaxMessageSize bounds the body of an act sent over the broker and of
 // the replies this instance sends. A larger act fails with an error

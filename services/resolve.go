@@ -34,6 +34,7 @@ type provider struct {
 	service, version string
 	ver              semver
 	key              string // routing key with $$target and $$version
+	queue            string // the version's act queue, "" if not announced
 	target           string // service@version, for errors and logs
 }
 
@@ -48,6 +49,7 @@ type catalog struct {
 type instanceInfo struct {
 	id, service, version string
 	ver                  semver
+	queue                string // its act queue, as announced
 	patterns             []patterns.Pattern
 	canon                []string
 	heartbeat            time.Duration
@@ -103,7 +105,11 @@ func (s *Service) rebuildLocked() {
 			if err != nil {
 				continue // too long to route; the announcing service could not bind it either
 			}
-			e.pv[id] = provider{service: in.service, version: in.version, ver: in.ver, key: key, target: id}
+			queue := in.queue
+			if len(queue) > 255 {
+				queue = "" // no AMQP queue has such a name: route by key
+			}
+			e.pv[id] = provider{service: in.service, version: in.version, ver: in.ver, key: key, queue: queue, target: id}
 		}
 	}
 	list := make([]*entry, 0, len(entries))

@@ -126,6 +126,8 @@ func testRoundTrip(e *env) {
 		MessageID:     "id-1",
 		CorrelationID: "corr-1",
 		ReplyTo:       "reply.queue",
+		Type:          "cmd:get,role:user",
+		AppID:         "users@1.2.0",
 		Expiration:    time.Minute,
 		Persistent:    true,
 		Timestamp:     ts,
@@ -151,6 +153,9 @@ func testRoundTrip(e *env) {
 	}
 	if d.ContentType != "application/json" || d.MessageID != "id-1" || d.CorrelationID != "corr-1" || d.ReplyTo != "reply.queue" {
 		e.t.Errorf("properties: content type %q, message id %q, correlation id %q, reply-to %q", d.ContentType, d.MessageID, d.CorrelationID, d.ReplyTo)
+	}
+	if d.Type != "cmd:get,role:user" || d.AppID != "users@1.2.0" {
+		e.t.Errorf("properties: type %q, app id %q", d.Type, d.AppID)
 	}
 	if !d.Persistent {
 		e.t.Error("Persistent = false")

@@ -62,3 +62,21 @@ func isTraceID(s string) bool {
 	}
 	return true
 }
+
+// TxFromTraceparent returns the trace id of a W3C traceparent value, or ""
+// when v is not one. A request whose tx id is a trace id sends it only
+// there (the trace id of its traceparent), not again in HeaderTx.
+func TxFromTraceparent(v string) string {
+	// version "-" trace-id "-" parent-id "-" flags: 2+1+32+1+16+1+2.
+	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' {
+		return ""
+	}
+	if id := v[3:35]; isTraceID(id) {
+		return id
+	}
+	return ""
+}
+
+// IsTraceID reports whether tx can travel as the trace id of a traceparent:
+// 32 lower-case hex digits, not all zero (NewID's ids are).
+func IsTraceID(tx string) bool { return isTraceID(tx) }

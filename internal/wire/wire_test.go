@@ -66,3 +66,32 @@ func TestDeadlineRoundTrip(t *testing.T) {
 		t.Error(`ParseDeadline("soon") reports a deadline`)
 	}
 }
+
+func TestTxTravelsInTraceparent(t *testing.T) {
+	tx := NewID()
+	if got := TxFromTraceparent(Traceparent(tx)); got != tx {
+		t.Fatalf("TxFromTraceparent(Traceparent(%q)) = %q", tx, got)
+	}
+	for _, bad := range []string{"", "00-xyz", "00-" + tx + "-0123456789abcdef", "00-00000000000000000000000000000000-0123456789abcdef-01",
+		"00-" + tx[:31] + "G-0123456789abcdef-01", "00_" + tx + "-0123456789abcdef-01"} {
+		if got := TxFromTraceparent(bad); got != "" {
+			t.Errorf("TxFromTraceparent(%q) = %q, want \"\"", bad, got)
+		}
+	}
+	if IsTraceID("order-42") || !IsTraceID(tx) {
+		t.Error("IsTraceID")
+	}
+}
+
+func TestAppID(t *testing.T) {
+	for _, c := range []struct{ service, version, id string }{
+		{"users", "1.2.0", "users@1.2.0"}, {"users", "", "users"}, {"a@b", "2.0.0", "a@b@2.0.0"}, {"", "", ""},
+	} {
+		if got := AppID(c.service, c.version); got != c.id {
+			t.Errorf("AppID(%q, %q) = %q, want %q", c.service, c.version, got, c.id)
+		}
+		if s, v := SplitAppID(c.id); s != c.service || v != c.version {
+			t.Errorf("SplitAppID(%q) = %q, %q", c.id, s, v)
+		}
+	}
+}
