@@ -279,3 +279,49 @@ func TestAddAfterStartIsAnnounced(t *testing.T) {
 		}
 	})
 }
+
+// A remote act goes straight to the service version's queue (the catalog
+// names it); with WithTopicRouting it goes through the act exchange, where
+// a queue bound with "#" sees it.
+func TestTopicRouting(t *testing.T) {
+	brokers(t, func(t *testing.T, e *env) {
+		ctx := ctxT(t)
+		b := e.broker()
+		srv := e.svc(e.name("srv"), "1.0.0", func(s *services.Service) { whoami(s, "probe:1") })
+		direct := e.svc(e.name("direct"), "1.0.0", nil)
+		topic := e.svc(e.name("topic"), "1.0.0", nil, services.WithTopicRouting())
+		tap := "patbus.test.services.tap." + wire.NewID()[:8]
+		if _, err := b.DeclareQueue(ctx, bus.Queue{Name: tap, Exclusive: true, AutoDelete: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Bind(ctx, bus.Binding{Exchange: testAct, Queue: tap, Key: "#"}); err != nil {
+			t.Fatal(err)
+		}
+		sub, err := b.Consume(ctx, tap, bus.ConsumeOptions{NoAck: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Cancel(context.Background())
+		waitFor(t, direct, "probe:1")
+		waitFor(t, topic, "probe:1")
+		want := srv.Name() + "@1.0.0"
+		for _, caller := range []*services.Service{direct, topic} {
+			if got, local := who(t, caller, "probe:1", map[string]any{"from": caller.Name()}); got != want || local {
+				t.Errorf("%s: answered by %s (local %v), want %s", caller.Name(), got, local, want)
+			}
+		}
+		// The tap's first message is the second act: the first never
+		// passed through the exchange.
+		select {
+		case d := <-sub.Deliveries():
+			if !strings.Contains(string(d.Body), topic.Name()) {
+				t.Errorf("the act exchange saw %s first, want the act of %s", d.Body, topic.Name())
+			}
+			if d.Type != "probe:1" {
+				t.Errorf("act type %q, want the pattern", d.Type)
+			}
+		case <-ctx.Done():
+			t.Fatal("the act exchange saw no act")
+		}
+	})
+}
