@@ -10,23 +10,47 @@ import (
 // It is safe for concurrent use; its methods may be called any number of
 // times.
 type Confirmation struct {
-	once sync.Once
-	done chan struct{}
-	err  error
+	mu      sync.Mutex
+	settled bool
+	done    chan struct{}
+	failed  chan struct{} // made by Failed, on demand
+	err     error
 }
 
 func newConfirmation() *Confirmation { return &Confirmation{done: make(chan struct{})} }
 
 // resolve sets the outcome; only the first call counts.
 func (c *Confirmation) resolve(err error) {
-	c.once.Do(func() {
-		c.err = err
-		close(c.done)
-	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.settled {
+		return
+	}
+	c.settled, c.err = true, err
+	close(c.done)
+	if err != nil && c.failed != nil {
+		close(c.failed)
+	}
 }
 
 // Done is closed once the outcome is known.
 func (c *Confirmation) Done() <-chan struct{} { return c.done }
+
+// Failed is closed once the outcome is known to be an error, and never
+// for a confirmed message. A caller that waits for something else (a
+// reply) and must stop only if the publish failed selects on it, and is not
+// woken by a confirm it has no use for.
+func (c *Confirmation) Failed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failed == nil {
+		c.failed = make(chan struct{})
+		if c.settled && c.err != nil {
+			close(c.failed)
+		}
+	}
+	return c.failed
+}
 
 // Err returns the outcome after Done is closed: nil when the broker
 // confirmed the message; an error wrapping ErrNacked, ErrUnroutable (a

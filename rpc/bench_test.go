@@ -30,7 +30,9 @@ import (
 // the baseline, as the tutorial does. BENCH_TOPIC=1 makes patbus publish on
 // the topic exchange patbus.act instead (services.WithTopicRouting), which
 // shows what topic routing costs RabbitMQ; BenchmarkInterleaved measures
-// both.
+// both. BENCH_PUBCHANS=n sets patbus's publishing channels per connection
+// (bus.WithPublishChannels) and BENCH_PLAINWRITES=1 turns off its write
+// coalescing (bus.WithWriteCoalescing(false)), to compare.
 
 // benchPrefetch is the server prefetch of both patbus and the baseline.
 const benchPrefetch = 64
@@ -364,6 +366,9 @@ func benchBusOpts(name string) []bus.Option {
 	opts := []bus.Option{bus.WithConnectionName(name)}
 	if n, err := strconv.Atoi(os.Getenv("BENCH_PUBCHANS")); err == nil {
 		opts = append(opts, bus.WithPublishChannels(n))
+	}
+	if os.Getenv("BENCH_PLAINWRITES") != "" {
+		opts = append(opts, bus.WithWriteCoalescing(false))
 	}
 	return opts
 }

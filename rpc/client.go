@@ -356,9 +356,10 @@ func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
 		return nil, fail(err)
 	}
 
-	// Wait for the reply and the confirm at once: the reply usually comes
-	// first, and a return (no route) or nack ends the wait at once.
-	confirmed := conf.Done()
+	// Wait for the reply; a return (no route) or nack ends the wait at
+	// once. A confirm (which usually comes before the reply) does not wake
+	// the call: it has no use for it.
+	confirmed := conf.Failed()
 	for {
 		select {
 		case d := <-ch:
