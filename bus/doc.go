@@ -24,6 +24,16 @@
 // with the host name verified. Several addresses are tried in turn.
 // Passwords are removed from every error and log line.
 //
+// amqp091-go writes every publish, ack and confirm with a system call of
+// its own. patbus puts a coalescing writer under each connection
+// (WithWriteCoalescing, on by default): writes land in a buffer, and one
+// goroutine per connection hands whatever has accumulated to the socket in
+// one write. Under load a write carries many frames, which saves system
+// calls on both ends and lets RabbitMQ parse frames in batches; with one
+// caller it costs a goroutine wake-up, no measurable latency. A writer waits
+// only when a megabyte is queued, and a failed write closes the socket, so
+// that the connection ends at once.
+//
 // Declarations run on the consuming connection, so exclusive queues belong
 // to the connection their consumers use. A queue declared without a name
 // gets a name chosen by patbus ("patbus.gen-…"), not by the broker, so that
@@ -56,8 +66,8 @@
 // each with a bounded window of unconfirmed messages (WithConfirmWindow).
 // Publish returns once the message is written; its Confirmation resolves
 // when the broker answers. A basic.return is matched to its publish by
-// message id (an internal header when MessageID is empty), not by arrival
-// order, and the Confirmation then resolves with *ReturnError when the ack
+// message id (an internal header when MessageID is empty or shared with
+// another message in flight on the channel), not by arrival order, and the Confirmation then resolves with *ReturnError when the ack
 // that follows arrives. Every unconfirmed message has a deadline
 // (WithConfirmTimeout): when it passes, or when the channel or connection
 // is lost, the message counts as unconfirmed and is published again on a
@@ -69,13 +79,21 @@
 // by their context and then fail with ErrDisconnected or ErrBlocked. When a
 // channel is idle, RabbitMQ has not blocked publishers and the body is
 // small (16 KiB at most), Publish writes from the caller's goroutine
-// (saving two goroutine hand-offs); otherwise, and always while publishers
-// are blocked, the write happens on the channel's own goroutine, so no
-// Publish waits past its context for a blocked socket. The one exception:
-// on a link that stalls silently (no blocked notice), a small fast-path
-// write can wait until the heartbeat declares the connection dead, about
-// two heartbeat intervals. While publishers are blocked, confirm deadlines are
-// suspended.
+// (saving two goroutine hand-offs), on the first idle channel of the pool:
+// one channel takes the load until it is busy, because RabbitMQ confirms
+// per channel and batches confirms less when publishes are spread thin.
+// Otherwise, and always while publishers are blocked, the write happens on
+// the channel's own goroutine, so no Publish waits past its context for a
+// blocked socket. The one exception: on a link that stalls silently (no
+// blocked notice), a small fast-path write can wait until the heartbeat
+// declares the connection dead, about two heartbeat intervals, once a
+// megabyte waits for the socket. While publishers are blocked, confirm
+// deadlines are suspended.
+//
+// When the broker goes away both connections go with it, and the consuming
+// one may be seen lost only after the publishing one is back. The
+// supervisor then restores the consuming connection and its topology
+// first, so that nothing is published to a queue that is not back yet.
 //
 // # Direct reply-to
 //

@@ -217,6 +217,26 @@ func (r *Rabbit) supervise(sub, pub *amqp.Connection) {
 		r.pubs.failAll()
 	}()
 	down := map[string]bool{}
+	noted := func() {
+		for {
+			select {
+			case role := <-lostCh:
+				down[role] = true
+			default:
+				return
+			}
+		}
+	}
+	// resub brings the consuming connection back, with the topology.
+	resub := func() bool {
+		c, err := r.reconnect("sub")
+		if err != nil {
+			return false
+		}
+		r.installSub(c, lostCh)
+		down["sub"] = false
+		return true
+	}
 	for {
 		select {
 		case <-r.closed.Done():
@@ -224,25 +244,22 @@ func (r *Rabbit) supervise(sub, pub *amqp.Connection) {
 		case role := <-lostCh:
 			down[role] = true
 		}
-		for more := true; more; {
-			select {
-			case role := <-lostCh:
-				down[role] = true
-			default:
-				more = false
-			}
-		}
-		if down["sub"] {
-			c, err := r.reconnect("sub")
-			if err != nil {
-				return
-			}
-			r.installSub(c, lostCh)
-			down["sub"] = false
+		noted()
+		if down["sub"] && !resub() {
+			return
 		}
 		if down["pub"] {
 			c, err := r.reconnect("pub")
 			if err != nil {
+				return
+			}
+			// A broker that went away took both connections, and the
+			// consuming one may be seen lost only now. Its queues must be
+			// declared again before anything is published: a message
+			// published to a queue not yet back is dropped (or returned).
+			noted()
+			if down["sub"] && !resub() {
+				_ = c.Close()
 				return
 			}
 			r.installPub(c, lostCh)

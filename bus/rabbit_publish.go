@@ -94,10 +94,9 @@ type publisher struct {
 	blkChanged  chan struct{}
 
 	// live holds the channels ready to publish (a copy-on-write slice),
-	// for the fast path; rr spreads fast-path publishes over them.
+	// for the fast path, which tries them in order.
 	liveMu sync.Mutex
 	live   atomic.Pointer[[]*pubChan]
-	rr     atomic.Uint32
 }
 
 func newPublisher(r *Rabbit) *publisher {
@@ -239,7 +238,15 @@ const maxDirectBody = 16 << 10
 // happens whenever the broker has said it blocks publishers. One case is
 // left: on a link that stalls without RabbitMQ's blocked notice, a small
 // fast-path write can wait for the socket until the heartbeat declares the
-// connection dead (about two heartbeat intervals), past its context.
+// connection dead (about two heartbeat intervals), past its context; with
+// write coalescing (the default) only once a megabyte waits for the socket.
+//
+// The channels are tried in order, the first one first: publishes fill
+// one channel and spill over to the next only while it is busy or its
+// window is full. Spread evenly instead, each channel's confirms batch
+// less (RabbitMQ acks "multiple" per channel) and every publish costs the
+// broker more: at 64 concurrent calls, 15 % more CPU per call on both
+// sides, measured with the rpc benchmarks.
 func (p *publisher) direct(m *pubMsg) bool {
 	// Large bodies are what fill a stalled socket's send buffer, so they
 	// always go through a worker, and Publish returns by its context.
@@ -253,10 +260,7 @@ func (p *publisher) direct(m *pubMsg) bool {
 	if blocked, _, _ := p.blockState(); blocked {
 		return false
 	}
-	n := uint32(len(*chans))
-	start := p.rr.Add(1)
-	for i := uint32(0); i < n; i++ {
-		pc := (*chans)[(start+i)%n]
+	for _, pc := range *chans {
 		if !pc.wmu.TryLock() {
 			continue
 		}

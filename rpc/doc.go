@@ -6,10 +6,13 @@
 //
 // A Client declares one exclusive reply queue ("patbus.reply.<random>") and
 // consumes it for its whole life, with automatic acknowledgement (a reply
-// is at most once by nature: a lost one ends its call with a timeout). Each Call publishes the request mandatory
-// with publisher confirms, a fresh correlation id, the reply queue as
-// reply-to, the deadline in the header patbus-deadline and the time left
-// before it as the message expiration. It then waits for whichever comes
+// is at most once by nature: a lost one ends its call with a timeout). Each
+// Call publishes the request mandatory with publisher confirms, a fresh
+// correlation id, the reply queue as reply-to, the pattern as the message
+// type, the tx id inside traceparent, the deadline in the header
+// patbus-deadline and the time left before it as the message expiration
+// (WIRE.md: every header costs both ends and the broker, so there are as
+// few as that). It then waits for whichever comes
 // first: the reply, a return from the broker (no queue bound for the key:
 // ErrNoRoute at once, never a timeout), a nack, the deadline, or Close.
 // Replies whose correlation id nobody waits for any more are dropped.
