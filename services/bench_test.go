@@ -2,10 +2,10 @@ package services_test
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +13,6 @@ import (
 	"github.com/patbus/patbus/internal/baseline"
 	"github.com/patbus/patbus/internal/testenv"
 	"github.com/patbus/patbus/internal/wire"
-	"github.com/patbus/patbus/patterns"
 	"github.com/patbus/patbus/rpc"
 	"github.com/patbus/patbus/services"
 )
@@ -93,15 +92,32 @@ func BenchmarkActMemoryBroker(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
-	measure(b, 1, func(ctx context.Context) error {
+	ds, cps, err := measure(func(ctx context.Context) error {
 		_, err := s.Act(ctx, "role:bench,cmd:login", benchInput)
 		return err
-	})
+	}, 1, b.N)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	b.ReportMetric(float64(ds[len(ds)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(ds[len(ds)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(cps, "calls/s")
 }
 
 // BenchmarkRemote compares a remote act over RabbitMQ (caller and service on
-// their own connections) with the plain amqp091-go RPC of RabbitMQ's
-// tutorial (internal/baseline), in the same run, at concurrency 1 and 64.
+// their own connections) with plain amqp091-go in the same run: the RPC of
+// RabbitMQ's tutorial ("amqp091") and the same keeping patbus's wire
+// contract ("contract", see baseline.NewContractClient), and with a bare
+// rpc.Client calling the same service ("rpc-only": what the services layer
+// adds is the difference). Rounds alternate the contenders (300 calls one
+// after another for each, then 6,000 calls from 64 goroutines for each), so
+// that a machine whose load drifts affects all alike. Run it with
+// -benchtime 1x; it reports p50 and p99 at concurrency 1, calls/s at 64,
+// and patbus's ratios to both plain programs.
+//
+//	PATBUS_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ go test -run '^$' -bench Remote -benchtime 1x -count 3 ./services
 func BenchmarkRemote(b *testing.B) {
 	url := testenv.AMQPURL(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -122,17 +138,19 @@ func BenchmarkRemote(b *testing.B) {
 	if err := srv.Ready(ctx); err != nil {
 		b.Fatal(err)
 	}
+	svcQueue := testAct + "." + name + "@1.0.0"
 	b.Cleanup(func() {
 		br := dial()
-		_ = br.DeleteQueue(context.Background(), testAct+"."+name+"@1.0.0")
+		_ = br.DeleteQueue(context.Background(), svcQueue)
 	})
 	caller := benchService(b, name+"-caller", services.WithBroker(dial()))
 	if err := caller.WaitFor(ctx, "role:bench,cmd:login"); err != nil {
 		b.Fatal(err)
 	}
+	body := []byte(`{"user":"asd","password":"123","note":"` + strings.Repeat("x", 200) + `"}`)
+	reply := []byte(benchReply)
 
 	queue := "patbus.baseline." + wire.NewID()[:8]
-	reply := []byte(benchReply)
 	bs, err := baseline.NewRPCServer(url, queue, 64, func([]byte) []byte { return reply })
 	if err != nil {
 		b.Fatal(err)
@@ -143,104 +161,120 @@ func BenchmarkRemote(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer bc.Close()
-	body := []byte(`{"user":"asd","password":"123","note":"` + strings.Repeat("x", 200) + `"}`)
-
-	// The rpc layer alone, from a bare rpc.Client to the same service: what
-	// the services layer adds is the difference to patbus/c=N.
+	cqueue := "patbus.contract." + wire.NewID()[:8]
+	cs, err := baseline.NewContractServer(url, cqueue, 64, func([]byte) []byte { return reply })
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cs.Close()
+	cc, err := baseline.NewContractClient(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cc.Close()
 	rc, err := rpc.NewClient(dial())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer rc.Close()
-	key, err := patterns.Key(patterns.MustParse("role:bench,cmd:login,$$target:" + name + ",$$version:1.0.0"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	rawReq := rpc.Request{Exchange: testAct, Key: key, Pattern: "cmd:login,role:bench", Body: body}
+	rawReq := rpc.Request{Exchange: rpc.DefaultExchange, Key: svcQueue, Pattern: "cmd:login,role:bench", Body: body}
 
-	for _, c := range []int{1, 64} {
-		b.Run(fmt.Sprintf("rpc-only/c=%d", c), func(b *testing.B) {
-			measure(b, c, func(ctx context.Context) error {
-				_, err := rc.Call(ctx, rawReq)
-				return err
-			})
-		})
-		b.Run(fmt.Sprintf("patbus/c=%d", c), func(b *testing.B) {
-			measure(b, c, func(ctx context.Context) error {
-				_, err := caller.Act(ctx, "role:bench,cmd:login", benchInput)
-				return err
-			})
-		})
-		b.Run(fmt.Sprintf("amqp091/c=%d", c), func(b *testing.B) {
-			measure(b, c, func(ctx context.Context) error {
-				_, err := bc.Call(ctx, "", queue, body)
-				return err
-			})
-		})
+	contenders := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"patbus", func(ctx context.Context) error {
+			_, err := caller.Act(ctx, "role:bench,cmd:login", benchInput)
+			return err
+		}},
+		{"rpc-only", func(ctx context.Context) error {
+			_, err := rc.Call(ctx, rawReq)
+			return err
+		}},
+		{"amqp091", func(ctx context.Context) error {
+			_, err := bc.Call(ctx, "", queue, body)
+			return err
+		}},
+		{"contract", func(ctx context.Context) error {
+			_, err := cc.Call(ctx, "", cqueue, "cmd:login,role:bench", body)
+			return err
+		}},
+	}
+	for _, c := range contenders {
+		measure(c.call, 1, 50) // warm up
+	}
+	const rounds, seqCalls, parCalls = 6, 300, 6000
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		lat := make([][]time.Duration, len(contenders))
+		rate := make([][]float64, len(contenders))
+		for r := 0; r < rounds; r++ {
+			for k, c := range contenders {
+				ds, _, err := measure(c.call, 1, seqCalls)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lat[k] = append(lat[k], ds...)
+			}
+			for k, c := range contenders {
+				_, cps, err := measure(c.call, 64, parCalls)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rate[k] = append(rate[k], cps)
+			}
+		}
+		p50 := make([]float64, len(contenders))
+		cps := make([]float64, len(contenders))
+		for k, c := range contenders {
+			sort.Slice(lat[k], func(i, j int) bool { return lat[k][i] < lat[k][j] })
+			sort.Float64s(rate[k])
+			q := func(p float64) float64 { return float64(lat[k][int(p*float64(len(lat[k])-1))].Microseconds()) }
+			p50[k], cps[k] = q(0.50), rate[k][len(rate[k])/2]
+			b.ReportMetric(p50[k], c.name+"-p50-µs")
+			b.ReportMetric(q(0.99), c.name+"-p99-µs")
+			b.ReportMetric(cps[k], c.name+"-calls/s")
+		}
+		b.ReportMetric(p50[0]/p50[2], "p50-ratio")
+		b.ReportMetric(cps[0]/cps[2], "calls/s-ratio")
+		b.ReportMetric(p50[0]/p50[3], "vs-contract-p50-ratio")
+		b.ReportMetric(cps[0]/cps[3], "vs-contract-calls/s-ratio")
 	}
 }
 
-// measure runs b.N calls over conc goroutines and reports the round-trip
-// p50 and p99 (µs) and the throughput (calls/s).
-func measure(b *testing.B, conc int, call func(ctx context.Context) error) {
-	b.Helper()
-	for i := 0; i < 50; i++ { // warm up
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := call(ctx)
-		cancel()
-		if err != nil {
-			b.Fatalf("warm-up: %v", err)
-		}
-	}
-	lat := make([][]time.Duration, conc)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var firstErr error
-	per := b.N / conc
-	extra := b.N % conc
-	b.ResetTimer()
+// measure makes n calls over conc goroutines and returns their round trips
+// and the throughput (calls/s).
+func measure(call func(ctx context.Context) error, conc, n int) ([]time.Duration, float64, error) {
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		all     = make([]time.Duration, 0, n)
+		errOnce sync.Once
+		first   error
+	)
 	start := time.Now()
 	for g := 0; g < conc; g++ {
-		n := per
-		if g < extra {
-			n++
-		}
 		wg.Add(1)
-		go func(g, n int) {
+		go func() {
 			defer wg.Done()
-			ls := make([]time.Duration, 0, n)
-			for i := 0; i < n; i++ {
+			ls := make([]time.Duration, 0, n/conc+1)
+			for next.Add(1) <= int64(n) {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				t0 := time.Now()
 				err := call(ctx)
 				ls = append(ls, time.Since(t0))
 				cancel()
 				if err != nil {
-					once.Do(func() { firstErr = err })
+					errOnce.Do(func() { first = err })
 					return
 				}
 			}
-			lat[g] = ls
-		}(g, n)
+			mu.Lock()
+			all = append(all, ls...)
+			mu.Unlock()
+		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	if firstErr != nil {
-		b.Fatal(firstErr)
-	}
-	var all []time.Duration
-	for _, ls := range lat {
-		all = append(all, ls...)
-	}
-	if len(all) == 0 {
-		return
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	q := func(p float64) float64 {
-		return float64(all[int(p*float64(len(all)-1))].Microseconds())
-	}
-	b.ReportMetric(q(0.50), "p50-µs")
-	b.ReportMetric(q(0.99), "p99-µs")
-	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "calls/s")
+	return all, float64(n) / time.Since(start).Seconds(), first
 }
