@@ -71,7 +71,9 @@ func (pc *pubChan) takeAll() []*pending {
 		out = append(out, p)
 	}
 	pc.pending = make(map[uint64]*pending)
-	pc.rids.reset()
+	// The ids stay counted: a retired channel may still deliver the late
+	// returns of these copies, which must not match a newer copy that
+	// shares a message id. channelClosed forgets them.
 	return out
 }
 
@@ -321,6 +323,9 @@ func (p *publisher) prepare(exchange, key string, msg Message) (*pubMsg, error) 
 	if err != nil {
 		return nil, fmt.Errorf("bus: publish: %w", err)
 	}
+	// The header is the broker's own, to match returns: a caller's copy
+	// (a message consumed and published again) would confuse that.
+	delete(headers, publishIDHeader)
 	m := &pubMsg{
 		exchange:  exchange,
 		key:       key,
@@ -475,6 +480,15 @@ func (p *publisher) run(pc *pubChan) {
 			}
 		}
 		pc.wmu.Lock()
+		select {
+		case <-pc.dead:
+			// Retired while this worker waited for work: m goes to a
+			// live channel.
+			pc.wmu.Unlock()
+			p.requeue(m)
+			return
+		default:
+		}
 		ok := p.write(pc, m)
 		pc.wmu.Unlock()
 		if !ok {
@@ -662,6 +676,9 @@ func (p *publisher) channelClosed(pc *pubChan, returns <-chan amqp.Return, close
 	pc.brokerClosed.Store(brokerErr)
 	pc.kill()
 	items := pc.takeAll()
+	pc.mu.Lock()
+	pc.rids.reset() // nothing more comes from this channel
+	pc.mu.Unlock()
 	// named is the exchange the broker's error names, if it names one: only
 	// messages for it count the failure, the others on the channel were
 	// innocent and are simply sent again. missing is named when this broker

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -12,6 +13,9 @@ import (
 // channel, so that a basic.return can be matched to its publish. The
 // consumer side removes it again.
 const publishIDHeader = "x-patbus-publish-id"
+
+// internalIDPrefix starts every internal id.
+const internalIDPrefix = "\x00r"
 
 // returnIDs chooses, per channel, the id a basic.return of a Mandatory
 // copy will be matched by. The message's own id serves when no other
@@ -34,13 +38,13 @@ func (r *returnIDs) take(m *pubMsg, seq *atomic.Uint64) (amqp.Publishing, string
 	if r.inFlight == nil {
 		r.inFlight = make(map[string]int)
 	}
-	if id := m.pub.MessageId; id != "" && r.inFlight[id] == 0 {
+	if id := m.pub.MessageId; id != "" && !strings.HasPrefix(id, internalIDPrefix) && r.inFlight[id] == 0 {
 		r.inFlight[id] = 1
 		return m.pub, id
 	}
-	// Internal ids start with a character no message id of ours has in
-	// that place, and are never reused: they cannot collide.
-	id := "\x00r" + strconv.FormatUint(seq.Add(1), 36)
+	// Internal ids are never reused, and a message id with their prefix
+	// is never its own match: they cannot collide.
+	id := internalIDPrefix + strconv.FormatUint(seq.Add(1), 36)
 	pub := m.pub
 	pub.Headers = make(amqp.Table, len(m.pub.Headers)+1)
 	for k, v := range m.pub.Headers {

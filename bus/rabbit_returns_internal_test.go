@@ -38,6 +38,12 @@ func TestReturnIDs(t *testing.T) {
 	if m3 == "" || m3 == m2 {
 		t.Fatalf("no id: match %q (previous internal %q)", m3, m2)
 	}
+	// A message id shaped like an internal one is never its own match.
+	_, m4 := r.take(msg(internalIDPrefix+"1", true), &seq)
+	if m4 == internalIDPrefix+"1" {
+		t.Fatalf("message id %q used as its own match", m4)
+	}
+	r.release(m4)
 	// Once the first copy is settled, its id is free again.
 	r.release(m1)
 	if _, m := r.take(msg("x", true), &seq); m != "x" {

@@ -102,7 +102,7 @@ func (c *coalescingConn) flusher() {
 				break
 			}
 			b := c.buf
-			c.buf = c.spare[:0]
+			c.buf, c.spare = c.spare[:0], nil // spare is b's until it is back
 			c.mu.Unlock()
 			_, err := c.Conn.Write(b)
 			c.mu.Lock()

@@ -3,10 +3,13 @@ package bus
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Writes from many goroutines reach the socket whole and in each writer's
@@ -102,5 +105,53 @@ func TestCoalescingConnCloseOnStalledPeer(t *testing.T) {
 	_ = c.Close()
 	if _, err := c.Write([]byte("y")); err == nil {
 		t.Error("Write after Close succeeded")
+	}
+}
+
+// A buffer too large to keep is not kept, and the buffer kept instead is
+// never the one being written: bytes in flight are never overwritten.
+func TestCoalescingConnNeverReusesBufferInFlight(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	c := newCoalescingConn(client)
+	defer c.Close()
+	big := 3 << 20
+	read := func(n int) string {
+		t.Helper()
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(server, buf); err != nil {
+			t.Fatal(err)
+		}
+		return string(buf[:min(n, 8)])
+	}
+	mustWrite := func(s string) {
+		t.Helper()
+		if _, err := c.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustWrite("a")
+	read(1)
+	mustWrite(strings.Repeat("x", big))
+	read(big)
+	mustWrite("B")
+	// Wait until the flusher has taken "B" (it now blocks in the pipe's
+	// Write until we read), then queue "C" behind it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		taken := len(c.buf) == 0
+		c.mu.Unlock()
+		if taken {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the flusher never took the write")
+		}
+		runtime.Gosched()
+	}
+	mustWrite("C")
+	if got := read(1) + read(1); got != "BC" {
+		t.Fatalf("read %q, want \"BC\"", got)
 	}
 }

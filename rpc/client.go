@@ -294,6 +294,10 @@ func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
 	for k, v := range req.Headers {
 		headers[k] = v
 	}
+	// Headers forwarded from another request must not name its pattern
+	// or tx for this one: both win over the compact forms at the server.
+	delete(headers, wire.HeaderPattern)
+	delete(headers, wire.HeaderTx)
 	var typ string
 	if len(req.Pattern) <= maxTypeLen {
 		typ = req.Pattern

@@ -792,7 +792,10 @@ func TestFailedReplyGivesRequestBack(t *testing.T) {
 			return []byte(`{}`), nil
 		}, WithLogger(logs.logger()))
 		given := logs.seen("reply failed, request given back")
+		// Past the deadline the request ends: dropped on arrival, or
+		// acked when the deadline passes while it is answered.
 		dropped := logs.seen("after its deadline")
+		acked := logs.seen("before the caller's deadline")
 		err := bus.PublishAndWait(ctx, e.b, ActExchange, key, bus.Message{
 			Headers:     map[string]any{wire.HeaderDeadline: time.Now().Add(time.Second).UnixMilli()},
 			ContentType: wire.ContentTypeJSON, ReplyTo: full, CorrelationID: "x", Body: []byte(`{}`),
@@ -802,6 +805,41 @@ func TestFailedReplyGivesRequestBack(t *testing.T) {
 		}
 		recv(t, given, "given-back log")
 		recv(t, again, "second run of the handler")
-		recv(t, dropped, "drop after the deadline")
+		select {
+		case <-dropped:
+		case <-acked:
+		case <-time.After(testWait):
+			t.Fatal("the request still comes round after its deadline")
+		}
+	})
+}
+
+// Headers a handler forwards from the request it serves do not name that
+// request's pattern or tx for the new one, and a service name with "@"
+// comes back whole.
+func TestForwardedHeadersAndOddNames(t *testing.T) {
+	eachBroker(t, func(t *testing.T, e *env) {
+		queue, key := service(t, e.b)
+		got := make(chan *ServerRequest, 1)
+		startServer(t, e.b, queue, func(ctx context.Context, req *ServerRequest) ([]byte, error) {
+			got <- req
+			return []byte(`{}`), nil
+		}, WithService("team@acme", "2.0.0"))
+		c := newClient(t, e.b)
+		tx := wire.NewID()
+		ctx, cancel := context.WithTimeout(wire.WithTx(context.Background(), tx), testWait)
+		defer cancel()
+		rep, err := c.Call(ctx, Request{Key: key, Pattern: "cmd:new", Body: []byte(`{}`),
+			Headers: map[string]any{wire.HeaderPattern: "cmd:old", wire.HeaderTx: "upstream", "x-keep": "yes"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := recv(t, got, "handler")
+		if req.Pattern != "cmd:new" || req.Tx != tx || headerString(req.Headers, "x-keep") != "yes" {
+			t.Errorf("pattern %q tx %q headers %v, want cmd:new, %s and x-keep", req.Pattern, req.Tx, req.Headers, tx)
+		}
+		if rep.Service != "team@acme" || rep.Version != "2.0.0" {
+			t.Errorf("reply from %q %q, want team@acme 2.0.0", rep.Service, rep.Version)
+		}
 	})
 }

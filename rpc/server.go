@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,9 +66,11 @@ func (f HandlerFunc) ServeRPC(ctx context.Context, req *ServerRequest) ([]byte, 
 // exchange with the request's reply-to as key and its correlation id, waits
 // for the broker's confirm of the reply, and only then acks the request: if
 // the instance dies before it replied, the broker delivers the request
-// again, to another instance. A reply the broker surely did not take (a
-// nack, a lost channel) gives the request back too, while its caller still
-// waits. A request whose deadline has passed when it arrives is acked
+// again, to another instance. A reply the broker refused (a nack) gives the
+// request back too, while its caller still waits. The request is acked
+// without a confirm once the caller's deadline has passed (nobody waits for
+// the reply any more) or after the reply confirm timeout
+// (WithReplyConfirmTimeout). A request whose deadline has passed when it arrives is acked
 // without running the handler. A request without reply-to
 // is handled and acked without a reply.
 type Server struct {
@@ -109,8 +112,10 @@ func NewServer(b bus.Broker, queue string, h Handler, opts ...Option) (*Server, 
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(problems...))
 	}
 	s := &Server{b: b, queue: queue, h: h, cfg: cfg, appID: wire.AppID(cfg.service, cfg.version)}
-	if len(s.appID) > maxTypeLen {
-		s.appID = "" // too long for the property: named in headers instead
+	if len(s.appID) > maxTypeLen || strings.Contains(cfg.service, "@") {
+		// Too long for the property, or not to be split back at its
+		// last "@": named in headers instead.
+		s.appID = ""
 	}
 	return s, nil
 }
@@ -311,7 +316,15 @@ func (s *Server) publishReply(ctx context.Context, d *bus.Delivery, req *ServerR
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.confirmTimeout)
 		defer cancel()
 	}
-	conf, err := s.b.Publish(ctx, "", d.ReplyTo, msg)
+	pctx := ctx
+	if ctx.Err() != nil && s.base.Err() == nil {
+		// The handler ran to the deadline by this host's clock; the
+		// caller's may run behind it, so the reply still goes out.
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(s.base, s.cfg.confirmTimeout)
+		defer cancel()
+	}
+	conf, err := s.b.Publish(pctx, "", d.ReplyTo, msg)
 	if err == nil {
 		err = conf.Wait(ctx)
 	}

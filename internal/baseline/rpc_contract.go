@@ -77,7 +77,7 @@ func NewContractServer(url, queue string, prefetch int, handle func([]byte) []by
 		go func() {
 			defer wg.Done()
 			for d := range msgs {
-				s.answer(d, handle(d.Body))
+				s.answer(d, handle)
 			}
 		}()
 	}
@@ -88,13 +88,18 @@ func NewContractServer(url, queue string, prefetch int, handle func([]byte) []by
 	return s, nil
 }
 
-func (s *ContractServer) answer(d amqp.Delivery, body []byte) {
+func (s *ContractServer) answer(d amqp.Delivery, handle func([]byte) []byte) {
 	ctx := context.Background()
 	if dl, ok := d.Headers["patbus-deadline"].(int64); ok {
+		if !time.Now().Before(time.UnixMilli(dl)) {
+			_ = d.Ack(false) // nobody waits any more
+			return
+		}
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, time.UnixMilli(dl))
 		defer cancel()
 	}
+	body := handle(d.Body)
 	s.pmu.Lock()
 	dc, err := s.rch.PublishWithDeferredConfirmWithContext(ctx, "", d.ReplyTo, false, false, amqp.Publishing{
 		ContentType:   "application/json",
@@ -130,7 +135,13 @@ type ContractClient struct {
 	pmu sync.Mutex // one publisher at a time on pch
 
 	mu      sync.Mutex
-	pending map[string]chan []byte
+	pending map[string]chan answer
+}
+
+// answer is a reply, or the return of the request (no route).
+type answer struct {
+	body     []byte
+	returned bool
 }
 
 // NewContractClient connects to url (twice) and starts consuming its reply
@@ -145,7 +156,7 @@ func NewContractClient(url string) (*ContractClient, error) {
 		sub.Close()
 		return nil, fmt.Errorf("baseline: dial: %w", err)
 	}
-	c := &ContractClient{sub: sub, pub: pub, done: make(chan struct{}), pending: map[string]chan []byte{}}
+	c := &ContractClient{sub: sub, pub: pub, done: make(chan struct{}), pending: map[string]chan answer{}}
 	fail := func(err error) (*ContractClient, error) {
 		_ = sub.Close()
 		_ = pub.Close()
@@ -161,7 +172,7 @@ func NewContractClient(url string) (*ContractClient, error) {
 	returns := c.pch.NotifyReturn(make(chan amqp.Return, 16))
 	go func() {
 		for r := range returns {
-			c.deliver(r.CorrelationId, nil)
+			c.deliver(r.CorrelationId, answer{returned: true})
 		}
 	}()
 	if c.ch, err = sub.Channel(); err != nil {
@@ -179,19 +190,19 @@ func NewContractClient(url string) (*ContractClient, error) {
 	go func() {
 		defer close(c.done)
 		for d := range msgs {
-			c.deliver(d.CorrelationId, d.Body)
+			c.deliver(d.CorrelationId, answer{body: d.Body})
 		}
 	}()
 	return c, nil
 }
 
-func (c *ContractClient) deliver(id string, body []byte) {
+func (c *ContractClient) deliver(id string, a answer) {
 	c.mu.Lock()
 	ch := c.pending[id]
 	delete(c.pending, id)
 	c.mu.Unlock()
 	if ch != nil {
-		ch <- body
+		ch <- a
 	}
 }
 
@@ -201,7 +212,7 @@ func (c *ContractClient) Call(ctx context.Context, exchange, key, pattern string
 	var b [24]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:16])
-	ch := make(chan []byte, 1)
+	ch := make(chan answer, 1)
 	c.mu.Lock()
 	c.pending[id] = ch
 	c.mu.Unlock()
@@ -234,11 +245,11 @@ func (c *ContractClient) Call(ctx context.Context, exchange, key, pattern string
 		return nil, fmt.Errorf("baseline: publish: %w", err)
 	}
 	select {
-	case r := <-ch:
-		if r == nil {
+	case a := <-ch:
+		if a.returned {
 			return nil, errors.New("baseline: no route")
 		}
-		return r, nil
+		return a.body, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-c.done:
