@@ -93,7 +93,9 @@
 // When the broker goes away both connections go with it, and the consuming
 // one may be seen lost only after the publishing one is back. The
 // supervisor then restores the consuming connection and its topology
-// first, so that nothing is published to a queue that is not back yet.
+// first, so that the queues declared through the broker are back before
+// anything is published (an exclusive queue that the broker still holds
+// for the old connection comes back a moment later, when it lets go).
 //
 // # Direct reply-to
 //
