@@ -112,6 +112,7 @@ type ledger struct {
 	mu          sync.Mutex
 	published   map[string]bool // Publish returned nil
 	confirmed   map[string]bool
+	confirmedAt map[string]time.Time
 	failed      map[string]error // Publish or Wait failed
 	received    map[string]int
 	unexpected  []string
@@ -153,11 +154,12 @@ func (l *ledger) waitFor(d time.Duration, cond func() bool) bool {
 
 func newLedger() *ledger {
 	return &ledger{
-		published: make(map[string]bool),
-		confirmed: make(map[string]bool),
-		failed:    make(map[string]error),
-		received:  make(map[string]int),
-		progress:  make(chan struct{}, 1),
+		published:   make(map[string]bool),
+		confirmed:   make(map[string]bool),
+		confirmedAt: make(map[string]time.Time),
+		failed:      make(map[string]error),
+		received:    make(map[string]int),
+		progress:    make(chan struct{}, 1),
 	}
 }
 
@@ -271,6 +273,7 @@ func runLedger(t *testing.T, name string, fault func(n *testenv.RabbitNode)) {
 					led.mu.Lock()
 					if err == nil {
 						led.confirmed[id] = true
+						led.confirmedAt[id] = now
 						led.confirmAt = append(led.confirmAt, now)
 					} else {
 						led.failed[id] = err
@@ -309,6 +312,31 @@ func runLedger(t *testing.T, name string, fault func(n *testenv.RabbitNode)) {
 		n := missing()
 		led.mu.Unlock()
 		events.dump(t, faultStart)
+		// When were the missing ones confirmed, and which are they?
+		led.mu.Lock()
+		var before, during, after int
+		var ids []string
+		for id := range led.confirmed {
+			if led.received[id] > 0 {
+				continue
+			}
+			ids = append(ids, id)
+			switch at := led.confirmedAt[id]; {
+			case at.Before(faultStart):
+				before++
+			case at.Before(faultEnd):
+				during++
+			default:
+				after++
+			}
+		}
+		led.mu.Unlock()
+		sort.Strings(ids)
+		t.Logf("missing: confirmed before the fault %d, during it %d, after it %d; ids %s … %s",
+			before, during, after, ids[0], ids[len(ids)-1])
+		// Still in the queue (a stuck consumer) or gone (the broker)?
+		out, err := node.Ctl("list_queues", "name", "messages_ready", "messages_unacknowledged", "consumers")
+		t.Logf("queues on the node: %s (err %v)", strings.TrimSpace(out), err)
 		t.Fatalf("%d confirmed messages never consumed (subscription error: %v)", n, sub.Err())
 	}
 
