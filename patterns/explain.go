@@ -75,9 +75,10 @@ func (r *Router[T]) Explain(msg map[string]any) Explanation {
 	src := source{m: msg}
 	var ex Explanation
 	r.mu.RLock()
-	e := r.walk(&src, modeFind, nil, &ex)
-	r.mu.RUnlock()
-	if e != nil {
+	defer r.mu.RUnlock()
+	// The winner's entry is read under the lock: a concurrent Remove
+	// clears it.
+	if e := r.walk(&src, modeFind, nil, &ex); e != nil {
 		ex.Pattern, ex.Found = e.entry.pat, true
 	}
 	return ex

@@ -70,8 +70,8 @@ func (f HandlerFunc) ServeRPC(ctx context.Context, req *ServerRequest) ([]byte, 
 // request back too, while its caller still waits. The request is acked
 // without a confirm once the caller's deadline has passed (nobody waits for
 // the reply any more) or after the reply confirm timeout
-// (WithReplyConfirmTimeout). A request whose deadline has passed when it arrives is acked
-// without running the handler. A request without reply-to
+// (WithReplyConfirmTimeout). A request whose deadline has passed when it
+// arrives is acked without running the handler. A request without reply-to
 // is handled and acked without a reply.
 type Server struct {
 	b     bus.Broker

@@ -76,7 +76,3 @@ func TxFromTraceparent(v string) string {
 	}
 	return ""
 }
-
-// IsTraceID reports whether tx can travel as the trace id of a traceparent:
-// 32 lower-case hex digits, not all zero (NewID's ids are).
-func IsTraceID(tx string) bool { return isTraceID(tx) }
