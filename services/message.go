@@ -18,7 +18,10 @@ import (
 // changed while something else reads it.
 type Message struct {
 	// Data is the decoded JSON object: the caller's input merged with the
-	// pairs of the pattern it acted on. Numbers decode as float64.
+	// pairs of the pattern it acted on. Numbers parsed from JSON (an act
+	// over the broker, an input given as a struct or as JSON) are
+	// json.Number, with their exact digits; the values of a map input stay
+	// as they were given.
 	Data map[string]any
 	// Pattern is the pattern of the action that was chosen.
 	Pattern patterns.Pattern
