@@ -204,6 +204,28 @@ func (n *RabbitNode) logTail() string {
 	return b.String()
 }
 
+// LogLines returns the lines of the node's logs that contain any of subs,
+// for tests that check what the broker said (say, about a recovery).
+func (n *RabbitNode) LogLines(subs ...string) []string {
+	matches, _ := filepath.Glob(filepath.Join(n.dir, "log", "*.log"))
+	var out []string
+	for _, m := range matches {
+		data, err := os.ReadFile(m)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			for _, s := range subs {
+				if strings.Contains(line, s) {
+					out = append(out, line)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
 // StopApp stops the RabbitMQ application (the Erlang node stays up).
 func (n *RabbitNode) StopApp() { n.t.Helper(); n.MustCtl("stop_app") }
 
