@@ -63,20 +63,7 @@ func eachBenchTarget(b *testing.B, f func(b *testing.B, call callFunc)) {
 		f(b, call)
 	})
 	b.Run("patbus-rabbitmq", func(b *testing.B) {
-		url := testenv.AMQPURL(b)
-		ctx, cancel := context.WithTimeout(context.Background(), testWait)
-		defer cancel()
-		// Client and server on their own connections, as two processes.
-		cb, err := bus.Dial(ctx, []string{url}, benchBusOpts("patbus-bench-client")...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer cb.Close()
-		sb, err := bus.Dial(ctx, []string{url}, benchBusOpts("patbus-bench-server")...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer sb.Close()
+		cb, sb := dialBenchPair(b, testenv.AMQPURL(b))
 		call, _ := patbusCaller(b, cb, sb)
 		f(b, call)
 	})
@@ -261,16 +248,7 @@ func BenchmarkInterleaved(b *testing.B) {
 	url := testenv.AMQPURL(b)
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
-	cb, err := bus.Dial(ctx, []string{url}, benchBusOpts("patbus-bench-client")...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cb.Close()
-	sb, err := bus.Dial(ctx, []string{url}, benchBusOpts("patbus-bench-server")...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sb.Close()
+	cb, sb := dialBenchPair(b, url)
 	patbus, patbusTopic := patbusCaller(b, cb, sb)
 	direct, _ := patbusCaller(b, cb, sb, WithDirectReplyTo())
 
@@ -389,6 +367,25 @@ func BenchmarkInterleaved(b *testing.B) {
 		b.ReportMetric(p50[5]/p50[1], "contract-p50-ratio")
 		b.ReportMetric(cps[5]/cps[1], "contract-calls/s-ratio")
 	}
+}
+
+// dialBenchPair dials a client and a server broker on their own
+// connections, as two processes would; both close when the benchmark ends.
+func dialBenchPair(b *testing.B, url string) (client, server bus.Broker) {
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	for _, side := range []struct {
+		name string
+		b    *bus.Broker
+	}{{"patbus-bench-client", &client}, {"patbus-bench-server", &server}} {
+		br, err := bus.Dial(ctx, []string{url}, benchBusOpts(side.name)...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = br.Close() })
+		*side.b = br
+	}
+	return client, server
 }
 
 func benchBusOpts(name string) []bus.Option {
