@@ -61,7 +61,7 @@
 // to a service version publishes the request straight to that queue through
 // the default exchange (the catalog names it), with the resolved pattern as
 // the message type; the broker has no routing left to do, which matters:
-// topic routing costs RabbitMQ about a quarter of its throughput for small
+// topic routing costs RabbitMQ a fifth to a quarter of its throughput for small
 // acts. WithTopicRouting publishes on "patbus.act" with the routing key of
 // the resolved pattern extended the same way instead, so that a queue bound
 // there sees every act. Either way the instance runs the local action of

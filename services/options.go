@@ -136,7 +136,7 @@ func WithBrokerOnly() Option { return WithPreferLocal(false) }
 // service version's queue by the bindings, instead of straight to that
 // queue (which the caller knows from the catalog) through the default
 // exchange. The broker's answer is the same; topic routing costs RabbitMQ
-// about a quarter of its throughput for acts (WIRE.md), but a queue bound
+// a fifth to a quarter of its throughput for acts (WIRE.md), but a queue bound
 // to the act exchange with "#" then sees every act.
 func WithTopicRouting() Option { return func(c *config) { c.topicRouting = true } }
 
