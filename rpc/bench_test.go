@@ -68,23 +68,46 @@ func eachBenchTarget(b *testing.B, f func(b *testing.B, call callFunc)) {
 		f(b, call)
 	})
 	b.Run("baseline-rabbitmq", func(b *testing.B) {
-		url := testenv.AMQPURL(b)
-		queue := "patbus.bench.baseline." + wire.NewID()[:12]
-		srv, err := baseline.NewRPCServer(url, queue, benchPrefetch, func(body []byte) []byte { return body })
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer srv.Close()
-		cl, err := baseline.NewRPCClient(url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer cl.Close()
+		cl, queue := tutorialEcho(b, testenv.AMQPURL(b))
 		f(b, func(ctx context.Context) error {
 			_, err := cl.Call(ctx, "", queue, benchBody)
 			return err
 		})
 	})
+}
+
+// tutorialEcho starts the tutorial's echo server on a fresh queue and a
+// client for it; both stop when the benchmark ends.
+func tutorialEcho(b *testing.B, url string) (*baseline.RPCClient, string) {
+	queue := "patbus.bench.baseline." + wire.NewID()[:12]
+	srv, err := baseline.NewRPCServer(url, queue, benchPrefetch, func(body []byte) []byte { return body })
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = srv.Close() })
+	cl, err := baseline.NewRPCClient(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cl.Close() })
+	return cl, queue
+}
+
+// contractEcho is tutorialEcho keeping patbus's wire contract
+// (baseline.NewContractClient).
+func contractEcho(b *testing.B, url string) (*baseline.ContractClient, string) {
+	queue := "patbus.bench.contract." + wire.NewID()[:12]
+	srv, err := baseline.NewContractServer(url, queue, benchPrefetch, func(body []byte) []byte { return body })
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = srv.Close() })
+	cl, err := baseline.NewContractClient(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cl.Close() })
+	return cl, queue
 }
 
 // patbusCaller starts an echo Server on sb and returns calls from a Client
@@ -252,17 +275,7 @@ func BenchmarkInterleaved(b *testing.B) {
 	patbus, patbusTopic := patbusCaller(b, cb, sb)
 	direct, _ := patbusCaller(b, cb, sb, WithDirectReplyTo())
 
-	queue := "patbus.bench.baseline." + wire.NewID()[:12]
-	srv, err := baseline.NewRPCServer(url, queue, benchPrefetch, func(body []byte) []byte { return body })
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	cl, err := baseline.NewRPCClient(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
+	cl, queue := tutorialEcho(b, url)
 	base := func(ctx context.Context) error {
 		_, err := cl.Call(ctx, "", queue, benchBody)
 		return err
@@ -278,17 +291,7 @@ func BenchmarkInterleaved(b *testing.B) {
 		_, err := cl.Call(ctx, ActExchange, topicKey, benchBody)
 		return err
 	}
-	cqueue := "patbus.bench.contract." + wire.NewID()[:12]
-	csrv, err := baseline.NewContractServer(url, cqueue, benchPrefetch, func(body []byte) []byte { return body })
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer csrv.Close()
-	ccl, err := baseline.NewContractClient(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ccl.Close()
+	ccl, cqueue := contractEcho(b, url)
 	contract := func(ctx context.Context) error {
 		_, err := ccl.Call(ctx, "", cqueue, "cmd:get,role:account", benchBody)
 		return err
