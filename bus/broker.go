@@ -176,6 +176,14 @@ type ConsumeOptions struct {
 	// messages at a time. Meant for replies to an exclusive queue, whose
 	// loss only means a caller's timeout.
 	NoAck bool
+	// Replies prepares the consumer for Reply: on RabbitMQ it runs on the
+	// publishing connection, so that a reply and the ack after it go out
+	// on the delivery's own channel, in that order, with no publisher
+	// confirm to wait for. Use it for request queues whose handlers answer
+	// (RPC servers). It cannot consume an exclusive queue declared through
+	// the broker (such a queue belongs to the consuming connection). The
+	// in-memory broker ignores it.
+	Replies bool
 }
 
 // DefaultPrefetch is the prefetch used when ConsumeOptions.Prefetch is zero.

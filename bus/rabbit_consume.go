@@ -33,6 +33,7 @@ type rabbitSub struct {
 	opts  ConsumeOptions
 	tag   string
 	out   chan *Delivery
+	slot  *connSlot // the consuming connection, or the publishing one for Replies
 
 	mu         sync.RWMutex
 	ch         *amqp.Channel // nil while none is open or after Cancel
@@ -86,6 +87,9 @@ func (r *Rabbit) Consume(ctx context.Context, queue string, opts ConsumeOptions)
 	if opts.Prefetch == 0 {
 		opts.Prefetch = DefaultPrefetch
 	}
+	if _, _, _, excl := r.topo.exclusive(queue); excl && opts.Replies {
+		return nil, fmt.Errorf("bus: %s: %w: an exclusive queue cannot be consumed with Replies", op, ErrInvalidConfig)
+	}
 	if opts.Tag == "" {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
@@ -101,9 +105,13 @@ func (r *Rabbit) Consume(ctx context.Context, queue string, opts ConsumeOptions)
 		cancelReq:  make(chan struct{}),
 		releaseReq: make(chan struct{}),
 		stopped:    make(chan struct{}),
+		slot:       r.sub,
+	}
+	if opts.Replies {
+		s.slot = r.pub
 	}
 	for {
-		cs, err := r.await(ctx, r.sub)
+		cs, err := r.await(ctx, s.slot)
 		if err != nil {
 			return nil, fmt.Errorf("bus: %s: %w", op, err)
 		}
@@ -407,7 +415,7 @@ func (s *rabbitSub) reopen(prev *connState) (*subChan, bool) {
 	r := s.r
 	redeclared := false // the exclusive queue was just declared again
 	for fails := 0; ; {
-		cs, wake := r.sub.current()
+		cs, wake := s.slot.current()
 		if cs == nil {
 			select {
 			case <-wake:

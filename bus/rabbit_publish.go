@@ -307,8 +307,28 @@ func (p *publisher) setLive(pc *pubChan, add bool) {
 
 // prepare validates msg and builds the publishing.
 func (p *publisher) prepare(exchange, key string, msg Message) (*pubMsg, error) {
+	pub, err := p.publishing(exchange, key, msg)
+	if err != nil {
+		return nil, err
+	}
+	// A copy: the message may be written again after a reset, and the
+	// caller may reuse its buffer once Publish returns.
+	pub.Body = append([]byte(nil), msg.Body...)
+	return &pubMsg{
+		exchange:  exchange,
+		key:       key,
+		mandatory: msg.Mandatory,
+		conf:      newConfirmation(),
+		written:   make(chan struct{}),
+		pub:       pub,
+	}, nil
+}
+
+// publishing checks msg against the broker's limits and turns it into the
+// library's form (the body is not copied).
+func (p *publisher) publishing(exchange, key string, msg Message) (amqp.Publishing, error) {
 	if len(msg.Body) > p.r.cfg.maxMessageSize {
-		return nil, fmt.Errorf("bus: publish: %w: %d bytes, limit %d", ErrTooLarge, len(msg.Body), p.r.cfg.maxMessageSize)
+		return amqp.Publishing{}, fmt.Errorf("bus: publish: %w: %d bytes, limit %d", ErrTooLarge, len(msg.Body), p.r.cfg.maxMessageSize)
 	}
 	for _, f := range [...]struct{ what, s string }{
 		{"exchange name", exchange}, {"routing key", key}, {"message id", msg.MessageID},
@@ -316,41 +336,32 @@ func (p *publisher) prepare(exchange, key string, msg Message) (*pubMsg, error) 
 		{"type", msg.Type}, {"app id", msg.AppID},
 	} {
 		if err := checkShort(f.what, f.s); err != nil {
-			return nil, fmt.Errorf("bus: publish: %w", err)
+			return amqp.Publishing{}, fmt.Errorf("bus: publish: %w", err)
 		}
 	}
 	headers, err := toTable(msg.Headers)
 	if err != nil {
-		return nil, fmt.Errorf("bus: publish: %w", err)
+		return amqp.Publishing{}, fmt.Errorf("bus: publish: %w", err)
 	}
 	// The header is the broker's own, to match returns: a caller's copy
 	// (a message consumed and published again) would confuse that.
 	delete(headers, publishIDHeader)
-	m := &pubMsg{
-		exchange:  exchange,
-		key:       key,
-		mandatory: msg.Mandatory,
-		conf:      newConfirmation(),
-		written:   make(chan struct{}),
-		pub: amqp.Publishing{
-			Headers:       headers,
-			ContentType:   msg.ContentType,
-			MessageId:     msg.MessageID,
-			CorrelationId: msg.CorrelationID,
-			Type:          msg.Type,
-			AppId:         msg.AppID,
-			ReplyTo:       msg.ReplyTo,
-			Expiration:    expirationString(msg.Expiration),
-			Timestamp:     msg.Timestamp,
-			// A copy: the message may be written again after a reset,
-			// and the caller may reuse its buffer once Publish returns.
-			Body: append([]byte(nil), msg.Body...),
-		},
+	pub := amqp.Publishing{
+		Headers:       headers,
+		ContentType:   msg.ContentType,
+		MessageId:     msg.MessageID,
+		CorrelationId: msg.CorrelationID,
+		Type:          msg.Type,
+		AppId:         msg.AppID,
+		ReplyTo:       msg.ReplyTo,
+		Expiration:    expirationString(msg.Expiration),
+		Timestamp:     msg.Timestamp,
+		Body:          msg.Body,
 	}
 	if msg.Persistent {
-		m.pub.DeliveryMode = amqp.Persistent
+		pub.DeliveryMode = amqp.Persistent
 	}
-	return m, nil
+	return pub, nil
 }
 
 // waitErr explains why a Publish whose ctx ended was not taken.

@@ -51,7 +51,8 @@ func BenchmarkThroughput64(b *testing.B) {
 }
 
 // eachBenchTarget runs f for patbus on the in-memory broker, patbus on
-// RabbitMQ and the plain amqp091-go baseline on RabbitMQ.
+// RabbitMQ, the plain amqp091-go baseline on RabbitMQ and the plain program
+// keeping patbus's contract.
 func eachBenchTarget(b *testing.B, f func(b *testing.B, call callFunc)) {
 	b.Run("patbus-memory", func(b *testing.B) {
 		m, err := bus.NewMemory()
@@ -71,6 +72,13 @@ func eachBenchTarget(b *testing.B, f func(b *testing.B, call callFunc)) {
 		cl, queue := tutorialEcho(b, testenv.AMQPURL(b))
 		f(b, func(ctx context.Context) error {
 			_, err := cl.Call(ctx, "", queue, benchBody)
+			return err
+		})
+	})
+	b.Run("contract-rabbitmq", func(b *testing.B) {
+		cl, queue := contractEcho(b, testenv.AMQPURL(b))
+		f(b, func(ctx context.Context) error {
+			_, err := cl.Call(ctx, "", queue, "cmd:get,role:account", benchBody)
 			return err
 		})
 	})
@@ -260,8 +268,8 @@ func reportPercentiles(b *testing.B, ds []time.Duration) {
 // topic exchange patbus.act (services.WithTopicRouting) and the baseline
 // through it too, patbus with WithDirectReplyTo, and "contract": plain
 // amqp091-go keeping patbus's wire contract (baseline.NewContractClient:
-// confirms on both legs, mandatory, expiration, the same properties and
-// headers, separate connections). It reports each p50 and calls/s, and the
+// request confirms, mandatory, expiration, the same properties and headers,
+// separate client connections, a pool of handlers). It reports each p50 and calls/s, and the
 // ratios the issue asks for: patbus against the baseline ("p50-ratio",
 // "calls/s-ratio"), topic against topic ("topic-…-ratio"), direct reply-to
 // against the baseline ("direct-…"), patbus against the same contract in

@@ -38,8 +38,13 @@
 // pool of that many goroutines, never on the broker's delivery goroutine.
 // The handler's context carries the tx id and the caller's deadline. The
 // reply is published first (to the default exchange, key = reply-to, not
-// mandatory), its confirm awaited, and only then the request acked: an
-// instance that dies mid-request leaves the request to another instance.
+// mandatory) and only then the request acked: an instance that dies
+// mid-request leaves the request to another instance. Reply and ack go out
+// in order on the request's own channel, which the Server consumes on the
+// publishing connection (bus.ConsumeOptions.Replies): RabbitMQ takes a
+// channel's methods in order, so the reply needs no confirm. That saved
+// RabbitMQ about a tenth of its work per request (BenchmarkInterleaved).
+// WithConfirmedReplies confirms each reply before the ack instead.
 // Requests that arrive past their deadline are acked without running.
 //
 // # Errors

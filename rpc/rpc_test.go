@@ -767,9 +767,10 @@ func TestWireFallbacks(t *testing.T) {
 	})
 }
 
-// A reply the broker surely did not take (here: nacked by a full reply
-// queue) gives the request back while its caller still waits, so that an
-// instance can answer it; once the deadline has passed it is dropped.
+// With WithConfirmedReplies, a reply the broker surely did not take (here:
+// nacked by a full reply queue) gives the request back while its caller
+// still waits, so that an instance can answer it; once the deadline has
+// passed it is dropped.
 func TestFailedReplyGivesRequestBack(t *testing.T) {
 	eachBroker(t, func(t *testing.T, e *env) {
 		queue, key := service(t, e.b)
@@ -790,7 +791,7 @@ func TestFailedReplyGivesRequestBack(t *testing.T) {
 				close(again)
 			}
 			return []byte(`{}`), nil
-		}, WithLogger(logs.logger()))
+		}, WithLogger(logs.logger()), WithConfirmedReplies())
 		given := logs.seen("reply failed, request given back")
 		// Past the deadline the request ends: dropped on arrival, or
 		// acked when the deadline passes while it is answered.

@@ -63,16 +63,18 @@ func (f HandlerFunc) ServeRPC(ctx context.Context, req *ServerRequest) ([]byte, 
 // one of them.
 //
 // For each request it runs the handler, publishes the reply to the default
-// exchange with the request's reply-to as key and its correlation id, waits
-// for the broker's confirm of the reply, and only then acks the request: if
-// the instance dies before it replied, the broker delivers the request
-// again, to another instance. A reply the broker refused (a nack) gives the
-// request back too, while its caller still waits. The request is acked
-// without a confirm once the caller's deadline has passed (nobody waits for
-// the reply any more) or after the reply confirm timeout
-// (WithReplyConfirmTimeout). A request whose deadline has passed when it
-// arrives is acked without running the handler. A request without reply-to
-// is handled and acked without a reply.
+// exchange with the request's reply-to as key and its correlation id, and
+// only then acks the request (bus.Reply): if the instance dies before it
+// replied, the broker delivers the request again, to another instance. By
+// default reply and ack go out in that order on the request's own channel;
+// WithConfirmedReplies waits for the broker's confirm of the reply instead,
+// and a reply the broker refused (a nack) then gives the request back while
+// its caller still waits. A confirmed reply's request is acked without the
+// confirm once the caller's deadline has passed (nobody waits for the reply
+// any more) or after the reply confirm timeout (WithReplyConfirmTimeout).
+// A request whose deadline has passed when it arrives is acked without
+// running the handler. A request without reply-to is handled and acked
+// without a reply.
 type Server struct {
 	b     bus.Broker
 	queue string
@@ -137,7 +139,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.started {
 		return fmt.Errorf("rpc: server for queue %s already started", s.queue)
 	}
-	sub, err := s.b.Consume(ctx, s.queue, bus.ConsumeOptions{Prefetch: s.cfg.prefetch})
+	sub, err := s.b.Consume(ctx, s.queue, bus.ConsumeOptions{Prefetch: s.cfg.prefetch, Replies: !s.cfg.confirmReplies})
 	if err != nil {
 		return fmt.Errorf("rpc: consume %s: %w", s.queue, err)
 	}
@@ -168,9 +170,17 @@ func (s *Server) work(deliveries <-chan *bus.Delivery) {
 	}
 }
 
-// handle runs one request: handler, reply, confirm, ack.
+// handle runs one request: handler, reply, ack.
 func (s *Server) handle(d *bus.Delivery) {
 	log := s.cfg.logger
+	if s.base.Err() != nil {
+		// Closing: a request received now (one another handler gave
+		// back, say) goes back unread, for another instance.
+		if err := d.Nack(true); err != nil {
+			log.Debug("rpc: requeue after close", "queue", s.queue, "err", err)
+		}
+		return
+	}
 	req := &ServerRequest{
 		Pattern:       d.Type,
 		Body:          d.Body,
@@ -234,9 +244,7 @@ func (s *Server) handle(d *bus.Delivery) {
 		s.settle(d, true, req)
 		return
 	}
-	msg := s.replyMessage(d, req, result, herr)
-	ok := s.publishReply(ctx, d, req, msg)
-	s.settle(d, ok, req)
+	s.reply(ctx, d, req, s.replyMessage(d, req, result, herr))
 }
 
 // serve calls the handler, turning a panic into an error.
@@ -306,56 +314,56 @@ func (s *Server) replyMessage(d *bus.Delivery, req *ServerRequest, result []byte
 	}
 }
 
-// publishReply sends the reply and waits for its confirm while the caller
-// still waits for it (ctx ends at the caller's deadline). It reports
-// whether the request may be acked; false gives it back to the queue, for
-// another instance to answer.
-func (s *Server) publishReply(ctx context.Context, d *bus.Delivery, req *ServerRequest, msg bus.Message) bool {
+// reply sends the reply and acks the request (bus.Reply) while the caller
+// still waits for it (ctx ends at the caller's deadline). When the reply
+// surely failed while the caller still waits, the request goes back to
+// the queue, for another instance to answer; otherwise it is acked.
+func (s *Server) reply(ctx context.Context, d *bus.Delivery, req *ServerRequest, msg bus.Message) {
 	if req.Deadline.IsZero() || time.Until(req.Deadline) > s.cfg.confirmTimeout {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.confirmTimeout)
 		defer cancel()
 	}
-	pctx := ctx
 	if ctx.Err() != nil && s.base.Err() == nil {
 		// The handler ran to the deadline by this host's clock; the
 		// caller's may run behind it, so the reply still goes out.
 		var cancel context.CancelFunc
-		pctx, cancel = context.WithTimeout(s.base, s.cfg.confirmTimeout)
+		ctx, cancel = context.WithTimeout(s.base, s.cfg.confirmTimeout)
 		defer cancel()
 	}
-	conf, err := s.b.Publish(pctx, "", d.ReplyTo, msg)
-	if err == nil {
-		err = conf.Wait(ctx)
-	}
+	err := bus.Reply(ctx, s.b, d, msg)
+	ack := true
 	switch {
 	case err == nil:
-		return true
+		return
+	case errors.Is(err, bus.ErrStaleDelivery):
+		// The request went with its channel: the broker delivers it again.
+		s.cfg.logger.Debug("rpc: reply lost with the request's channel", "queue", s.queue,
+			"pattern", req.Pattern, "tx", req.Tx, "err", err)
+		return
 	case ctx.Err() != nil && s.base.Err() == nil:
 		// Past the caller's deadline (nobody waits for an answer now) or
 		// the confirm timeout.
 		s.cfg.logger.Debug("rpc: reply not confirmed before the caller's deadline", "queue", s.queue,
 			"pattern", req.Pattern, "tx", req.Tx, "err", err)
-		return true
 	case errors.Is(err, bus.ErrUnconfirmed), errors.Is(err, bus.ErrTooLarge):
 		// It may have gone out, or never will: running the handler again
 		// would not help.
 		s.cfg.logger.Warn("rpc: reply not confirmed", "queue", s.queue, "pattern", req.Pattern,
 			"tx", req.Tx, "err", err)
-		return true
 	case req.Deadline.IsZero():
 		// Surely not delivered, but with no deadline a request given back
 		// could come round for ever.
 		s.cfg.logger.Warn("rpc: reply failed", "queue", s.queue, "pattern", req.Pattern,
 			"tx", req.Tx, "err", err)
-		return true
 	default:
 		// Surely not delivered while the caller still waits: another
 		// instance may answer in time.
 		s.cfg.logger.Warn("rpc: reply failed, request given back", "queue", s.queue, "pattern", req.Pattern,
 			"tx", req.Tx, "err", err)
-		return false
+		ack = false
 	}
+	s.settle(d, ack, req)
 }
 
 // settle acks (ack) or requeues the request.

@@ -22,6 +22,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) bus.Broker) {
 		{"DeadLetter", deadLetterTests},
 		{"Lifecycle", lifecycleTests},
 		{"DirectReply", directReplyTests},
+		{"Reply", replyTests},
 	}
 	for _, g := range groups {
 		g := g
