@@ -191,16 +191,32 @@ func (s *Service) serveRPC(ctx context.Context, req *rpc.ServerRequest) ([]byte,
 	if tx == "" {
 		ctx, tx = wire.EnsureTx(ctx)
 	}
-	data, err := decodeObject(req.Body)
-	if err != nil {
-		return nil, &rpc.Error{Code: CodeInvalidInput, Message: err.Error(), Service: s.name, Version: s.version, Tx: tx, Pattern: req.Pattern}
+	invalid := func(err error) error {
+		return &rpc.Error{Code: CodeInvalidInput, Message: err.Error(), Service: s.name, Version: s.version, Tx: tx, Pattern: req.Pattern}
 	}
 	snap := s.snap.Load()
 	// An empty header is a producer that sent none (WIRE.md), not the
 	// catch-all pattern {}: match the message then.
 	a, ok := snap.exact[req.Pattern]
-	if !ok || req.Pattern == "" {
-		a, ok = snap.local.Find(data)
+	ok = ok && req.Pattern != ""
+	typed := false
+	if ok {
+		_, typed = a.handler.(decodesOnly)
+	}
+	var data map[string]any
+	if typed {
+		// Decoded once, by the handler, into its own type.
+		if err := checkObject(req.Body); err != nil {
+			return nil, invalid(err)
+		}
+	} else {
+		var err error
+		if data, err = decodeObject(req.Body); err != nil {
+			return nil, invalid(err)
+		}
+		if !ok {
+			a, ok = snap.local.Find(data)
+		}
 	}
 	if !ok {
 		return nil, &rpc.Error{Code: CodeNoAction, Message: "services: no action for pattern " + req.Pattern, Service: s.name, Version: s.version, Tx: tx, Pattern: req.Pattern}

@@ -50,14 +50,26 @@ func AddFunc[Req, Resp any](s *Service, pattern string, fn func(ctx context.Cont
 	if fn == nil {
 		return fmt.Errorf("%w: nil function for pattern %q", ErrInvalidConfig, pattern)
 	}
-	return s.Add(pattern, HandlerFunc(func(ctx context.Context, msg *Message) (any, error) {
-		var req Req
-		if err := msg.Decode(&req); err != nil {
-			return nil, rpc.NewError(CodeInvalidInput, err.Error())
-		}
-		return fn(ctx, req)
-	}))
+	return s.Add(pattern, typedFunc[Req, Resp](fn))
 }
+
+// typedFunc is AddFunc's Handler. It reads a message only through Decode,
+// so an act from the broker that names its action goes to it undecoded:
+// the body is decoded once, into Req, not first into Message.Data.
+type typedFunc[Req, Resp any] func(ctx context.Context, req Req) (Resp, error)
+
+func (f typedFunc[Req, Resp]) ServeAct(ctx context.Context, msg *Message) (any, error) {
+	var req Req
+	if err := msg.Decode(&req); err != nil {
+		return nil, rpc.NewError(CodeInvalidInput, err.Error())
+	}
+	return f(ctx, req)
+}
+
+func (typedFunc[Req, Resp]) decodesOnly() {}
+
+// decodesOnly is implemented by handlers that never read Message.Data.
+type decodesOnly interface{ decodesOnly() }
 
 // CodeInvalidInput is the error code of a message its action cannot use
 // (it does not decode into AddFunc's Req, or is not a JSON object).

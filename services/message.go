@@ -140,6 +140,17 @@ func toObject(input any) (map[string]any, error) {
 	return decodeObject(raw)
 }
 
+// checkObject checks that raw starts as a JSON object; what follows is
+// checked by whoever decodes it (json.Unmarshal refuses a malformed object
+// and data after it).
+func checkObject(raw []byte) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return fmt.Errorf("%w: not a JSON object", ErrInvalidInput)
+	}
+	return nil
+}
+
 // decodeObject parses raw, which must be one JSON object.
 func decodeObject(raw []byte) (map[string]any, error) {
 	raw = bytes.TrimSpace(raw)

@@ -570,3 +570,40 @@ func TestRequestWithoutPatternHeaderIsMatched(t *testing.T) {
 		}
 	})
 }
+
+// A body that names its typed action goes to it undecoded: what is not a
+// JSON object, or not a well-formed one, still comes back as invalid_input
+// from the serving instance, which keeps running.
+func TestRemoteBadBodyForTypedAction(t *testing.T) {
+	brokers(t, func(t *testing.T, e *env) {
+		name := e.name("typed")
+		e.svc(name, "1.0.0", func(s *services.Service) { addLogin(s) })
+		client, err := rpc.NewClient(e.broker())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		key, err := patterns.Key(patterns.MustParse("cmd:login").With("$$target", name).With("$$version", "1.0.0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		call := func(body string) (*rpc.Reply, error) {
+			return client.Call(ctxT(t), rpc.Request{Exchange: testAct, Key: key, Pattern: "cmd:login", Body: []byte(body)})
+		}
+		for _, body := range []string{`[1,2]`, `"x"`, `{"user":`, `{"user":"asd"} {}`, `{"user":5}`, ``} {
+			_, err := call(body)
+			var re *rpc.Error
+			if !errors.As(err, &re) || re.Code != services.CodeInvalidInput {
+				t.Errorf("body %q: err %v, want code invalid_input", body, err)
+			}
+		}
+		rep, err := call(`{"cmd":"login","user":"asd","password":"123"}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got result
+		if err := json.Unmarshal(rep.Body, &got); err != nil || got.Code != 1000 {
+			t.Errorf("after bad bodies: %s, %v", rep.Body, err)
+		}
+	})
+}
