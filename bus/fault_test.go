@@ -793,3 +793,95 @@ func TestRabbitFaultDownAndStall(t *testing.T) {
 	t.Logf("OVERDUE: confirm %v after the freeze began", time.Since(frozenAt).Round(time.Millisecond))
 	_ = sub.Cancel(ctx)
 }
+
+// TestRabbitFaultMemoryAlarmReplies: a consumer made with Replies runs on
+// the publishing connection. Under a memory alarm its Reply does not write
+// into the blocked connection: it waits for its context and fails with
+// ErrBlocked, leaving the request unsettled. Once the alarm clears, the same
+// deliveries are answered and acked.
+func TestRabbitFaultMemoryAlarmReplies(t *testing.T) {
+	node := testenv.StartRabbitNode(t)
+	events := &eventLog{}
+	b := dialRabbit(t, node.URL(), faultOptions(events)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	declare := func(q bus.Queue) string {
+		name, err := b.DeclareQueue(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return name
+	}
+	q := declare(bus.Queue{Name: "patbus.fault.alarm.requests", Durable: true})
+	rq := declare(bus.Queue{Name: "patbus.fault.alarm.replies"})
+	scratch := declare(bus.Queue{Name: "patbus.fault.alarm.scratch"})
+	const requests = 3
+	for i := 0; i < requests; i++ {
+		msg := bus.Message{CorrelationID: fmt.Sprint("c", i), ReplyTo: rq, Body: []byte("q")}
+		if err := bus.PublishAndWait(ctx, b, "", q, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, err := b.Consume(ctx, q, bus.ConsumeOptions{Prefetch: 10, Replies: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replies, err := b.Consume(ctx, rq, bus.ConsumeOptions{Prefetch: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []*bus.Delivery
+	for i := 0; i < requests; i++ {
+		held = append(held, recvWithin(t, sub, 10*time.Second))
+	}
+
+	node.MustCtl("set_vm_memory_high_watermark", "0")
+	restored := false
+	defer func() {
+		if !restored {
+			_, _ = node.Ctl("set_vm_memory_high_watermark", "0.4")
+		}
+	}()
+	// Publish until the broker has said it blocks publishers.
+	blocked := false
+	for i := 0; i < 40 && !blocked; i++ {
+		pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		err := bus.PublishAndWait(pctx, b, "", scratch, bus.Message{Body: []byte("x")})
+		pcancel()
+		blocked = errors.Is(err, bus.ErrBlocked)
+	}
+	if !blocked {
+		t.Fatal("the broker never blocked publishing")
+	}
+
+	rctx, rcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	t0 := time.Now()
+	err = bus.Reply(rctx, b, held[0], bus.Message{CorrelationID: held[0].CorrelationID, Body: []byte("a")})
+	rcancel()
+	if !errors.Is(err, bus.ErrBlocked) {
+		t.Fatalf("Reply under the alarm: %v, want ErrBlocked", err)
+	}
+	if took := time.Since(t0); took > 5*time.Second {
+		t.Errorf("Reply under the alarm took %v, its context allowed 300ms", took)
+	}
+
+	node.MustCtl("set_vm_memory_high_watermark", "0.4")
+	restored = true
+	for _, d := range held {
+		if err := bus.Reply(ctx, b, d, bus.Message{CorrelationID: d.CorrelationID, Body: []byte("a")}); err != nil {
+			t.Fatalf("Reply after the alarm cleared: %v", err)
+		}
+	}
+	got := map[string]bool{}
+	for len(got) < requests {
+		d := recvWithin(t, replies, 10*time.Second)
+		got[d.CorrelationID] = true
+		_ = d.Ack()
+	}
+	if err := sub.Cancel(ctx); err != nil {
+		t.Errorf("Cancel: %v", err)
+	}
+	if out := node.MustCtl("list_queues", "-q", "name", "messages"); !strings.Contains(out, "patbus.fault.alarm.requests\t0") {
+		t.Errorf("answered requests are still queued:\n%s", out)
+	}
+}
