@@ -844,3 +844,35 @@ func TestForwardedHeadersAndOddNames(t *testing.T) {
 		}
 	})
 }
+
+// Done closes when the consumer ends by itself, and Err says why; after
+// Close, Err is nil.
+func TestServerDoneWhenQueueDeleted(t *testing.T) {
+	eachBroker(t, func(t *testing.T, e *env) {
+		queue, _ := service(t, e.b)
+		s := startServer(t, e.b, queue, func(ctx context.Context, req *ServerRequest) ([]byte, error) {
+			return []byte(`{}`), nil
+		})
+		select {
+		case <-s.Done():
+			t.Fatal("Done closed while serving")
+		default:
+		}
+		if err := s.Err(); err != nil {
+			t.Fatalf("Err while serving: %v", err)
+		}
+		if err := e.b.DeleteQueue(testCtx(t), queue); err != nil {
+			t.Fatal(err)
+		}
+		recv(t, s.Done(), "Done")
+		if err := s.Err(); !errors.Is(err, bus.ErrNotFound) {
+			t.Errorf("Err after the queue went: %v, want bus.ErrNotFound", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Err(); err != nil {
+			t.Errorf("Err after Close: %v", err)
+		}
+	})
+}

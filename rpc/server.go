@@ -90,6 +90,7 @@ type Server struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	lostOnce sync.Once
+	done     chan struct{} // closed once every worker has returned
 }
 
 // NewServer returns a Server for queue, which the caller declares and binds.
@@ -113,7 +114,7 @@ func NewServer(b bus.Broker, queue string, h Handler, opts ...Option) (*Server, 
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(problems...))
 	}
-	s := &Server{b: b, queue: queue, h: h, cfg: cfg, appID: wire.AppID(cfg.service, cfg.version)}
+	s := &Server{b: b, queue: queue, h: h, cfg: cfg, appID: wire.AppID(cfg.service, cfg.version), done: make(chan struct{})}
 	if len(s.appID) > maxTypeLen || strings.Contains(cfg.service, "@") {
 		// Too long for the property, or not to be split back at its
 		// last "@": named in headers instead.
@@ -151,7 +152,29 @@ func (s *Server) Start(ctx context.Context) error {
 	for i := 0; i < s.cfg.prefetch; i++ {
 		go s.work(deliveries)
 	}
+	go func() {
+		s.wg.Wait()
+		close(s.done)
+	}()
 	return nil
+}
+
+// Done is closed once the Server has stopped serving: after Shutdown or
+// Close has finished with the handlers, or when its consumer ended by
+// itself (the queue was deleted, the broker closed), which Err then
+// explains. It is never closed for a Server that did not start.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err reports why the consumer ended by itself (an error wrapping
+// bus.ErrNotFound when the queue was deleted, bus.ErrClosed when the broker
+// closed); nil while it serves and after Shutdown or Close.
+func (s *Server) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started || s.stopped {
+		return nil
+	}
+	return s.sub.Err()
 }
 
 func (s *Server) work(deliveries <-chan *bus.Delivery) {

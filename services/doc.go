@@ -68,7 +68,10 @@
 // that exact pattern, or else the one the message matches. Request and
 // reply follow package rpc (WIRE.md): mandatory publish (no queue:
 // ErrNoRoute at once), the deadline in the handler's context, reply then
-// ack (a crash mid-request means redelivery to another instance).
+// ack (a crash mid-request means redelivery to another instance). If the
+// queue is deleted under a running service, the service declares it
+// again, binds it and serves it; meanwhile acts routed there fail at once
+// with ErrNoRoute.
 //
 // # Priors, plugins and lifecycle
 //

@@ -310,13 +310,9 @@ func (s *Service) startLocked(ctx context.Context) error {
 	locals := append([]*action(nil), s.locals...)
 	s.mu.Unlock()
 	if len(locals) > 0 {
-		keys := make([]string, 0, len(locals))
-		for _, a := range locals {
-			k, err := s.bindingKey(a.pattern)
-			if err != nil {
-				return err
-			}
-			keys = append(keys, k)
+		keys, err := s.bindingKeys(locals)
+		if err != nil {
+			return err
 		}
 		if err := s.serveLocked(ctx, keys); err != nil {
 			return err
@@ -326,6 +322,19 @@ func (s *Service) startLocked(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// bindingKeys returns the act queue's routing keys for actions.
+func (s *Service) bindingKeys(actions []*action) ([]string, error) {
+	keys := make([]string, 0, len(actions))
+	for _, a := range actions {
+		k, err := s.bindingKey(a.pattern)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 // serveLocked makes sure the act queue exists, is bound with keys and is
@@ -361,7 +370,69 @@ func (s *Service) serveLocked(ctx context.Context, keys []string) error {
 	s.mu.Lock()
 	s.server = srv
 	s.mu.Unlock()
+	s.wg.Add(1)
+	go s.watchServer(srv)
 	return nil
+}
+
+// watchServer declares the act queue again, with its bindings, and serves
+// it with a new rpc server when srv's consumer ends because the queue was
+// deleted (by an operator, a policy, another program): an instance whose
+// queue is gone would stay in the catalog and answer nothing. Meanwhile
+// acts routed to it fail at once with the no-route error.
+func (s *Service) watchServer(srv *rpc.Server) {
+	defer s.wg.Done()
+	select {
+	case <-srv.Done():
+	case <-s.closing.Done():
+		return
+	}
+	if err := srv.Err(); !errors.Is(err, bus.ErrNotFound) {
+		return // stopped by the service, or the broker closed
+	}
+	s.log.Warn("services: act queue deleted, declaring it again", "service", s.name,
+		"version", s.version, "queue", s.queueName())
+	for attempt := 1; ; attempt++ {
+		err := s.serveAgain(srv)
+		if err == nil || errors.Is(err, bus.ErrClosed) || s.closing.Err() != nil {
+			return
+		}
+		s.log.Warn("services: serving the act queue again failed", "service", s.name,
+			"version", s.version, "attempt", attempt, "err", err)
+		t := time.NewTimer(min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second))
+		select {
+		case <-t.C:
+		case <-s.closing.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// serveAgain replaces the ended server old with a new one on a queue
+// declared again.
+func (s *Service) serveAgain(old *rpc.Server) error {
+	_ = old.Close()
+	ctx, cancel := context.WithTimeout(s.closing, s.cfg.timeout)
+	defer cancel()
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.unlock()
+	if s.state.Load() != stateRunning {
+		return nil // closed, or the start failed
+	}
+	s.mu.Lock()
+	if s.server == old {
+		s.server = nil
+	}
+	locals := append([]*action(nil), s.locals...)
+	s.mu.Unlock()
+	keys, err := s.bindingKeys(locals)
+	if err != nil {
+		return err
+	}
+	return s.serveLocked(ctx, keys)
 }
 
 // Shutdown stops the service gracefully: it leaves the catalog (callers

@@ -607,3 +607,37 @@ func TestRemoteBadBodyForTypedAction(t *testing.T) {
 		}
 	})
 }
+
+// A service whose act queue is deleted under it declares the queue again,
+// binds it and serves it: acts are answered again (in between they fail
+// at once with the no-route error, never by timing out).
+func TestDeletedActQueueIsDeclaredAgain(t *testing.T) {
+	brokers(t, func(t *testing.T, e *env) {
+		name := e.name("healing")
+		e.svc(name, "1.0.0", func(s *services.Service) { addLogin(s) })
+		caller := e.svc(e.name("caller"), "1.0.0", nil)
+		waitFor(t, caller, "cmd:login")
+		call := func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			got, err := services.Call[result](ctx, caller, "cmd:login", login{"asd", "123"})
+			if err == nil && got.Code != 1000 {
+				t.Fatalf("answer %+v", got)
+			}
+			return err
+		}
+		if err := call(); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.broker().DeleteQueue(ctxT(t), testAct+"."+name+"@1.0.0"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the act answered again", func() bool {
+			err := call()
+			if err != nil && !errors.Is(err, services.ErrNoRoute) {
+				t.Fatalf("act while the queue was gone: %v, want ErrNoRoute", err)
+			}
+			return err == nil
+		})
+	})
+}
