@@ -130,6 +130,15 @@ func (s *Service) rebuildLocked() {
 		list = append(list, e)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].seq < list[j].seq })
+	if len(s.cat.order) > 2*len(entries)+64 {
+		// Patterns no instance announces any more: forget them, or a
+		// catalog that sees patterns come and go grows for ever.
+		for canon := range s.cat.order {
+			if _, ok := entries[canon]; !ok {
+				delete(s.cat.order, canon)
+			}
+		}
+	}
 	snap.routes = patterns.NewRouter[*route]()
 	for _, e := range list {
 		snap.routes.Add(e.r.pattern, e.r)
