@@ -33,7 +33,10 @@ type pluginOptionsKey struct{}
 // Use adds a plugin: it calls p.Init with ctx, which carries the plugin's
 // options (Seneca's use(plugin, options)): the maps given here, merged in
 // order (later keys win), for Init to read with PluginOptions. A plugin
-// whose Init fails is not kept, and Use returns the error. Use fails with
+// whose Init fails is not kept, and Use returns the error; the patterns its
+// Init added before it failed stay (as in Seneca, where a failed plugin
+// ends the instance, a service whose plugin fails is meant to be closed,
+// not run half set up). Use fails with
 // ErrDuplicatePlugin if a plugin of the same name is in use, and with
 // ErrClosed after Close.
 func (s *Service) Use(ctx context.Context, p Plugin, options ...map[string]any) error {
