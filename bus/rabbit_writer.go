@@ -3,6 +3,7 @@ package bus
 import (
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -12,6 +13,10 @@ import (
 // point where a broker that stops reading (a blocked connection, a stalled
 // link) holds the writers back again.
 const maxUnflushed = 1 << 20
+
+// busyWindow: a kick that comes this soon after the previous write means
+// the connection is under load (see flusher).
+const busyWindow = 50 * time.Microsecond
 
 // closeFlushTimeout bounds how long Close spends handing what is buffered
 // (a last close-ok, say) to the socket.
@@ -83,11 +88,20 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 // it, until the socket fails or Close.
 func (c *coalescingConn) flusher() {
 	defer close(c.done)
+	// Under load (the previous write ended moments ago) a round first lets
+	// the goroutines that are ready run (runtime.Gosched), so that one write
+	// carries what they are about to add: at 64 concurrent calls that
+	// halves the write(2) calls and raised RPC throughput a few percent.
+	// With one caller it would only delay each write, so it is skipped.
+	var lastWrite time.Time
 	for {
 		select {
 		case <-c.kick:
 		case <-c.stop:
 			return
+		}
+		if time.Since(lastWrite) < busyWindow {
+			runtime.Gosched()
 		}
 		for {
 			c.mu.Lock()
@@ -105,6 +119,7 @@ func (c *coalescingConn) flusher() {
 			c.buf, c.spare = c.spare[:0], nil // spare is b's until it is back
 			c.mu.Unlock()
 			_, err := c.Conn.Write(b)
+			lastWrite = time.Now()
 			c.mu.Lock()
 			if cap(b) <= 2*maxUnflushed {
 				c.spare = b
