@@ -28,12 +28,14 @@ type replier interface {
 // publishers, the reply is published as Publish does and the ack waits
 // for its confirm.
 //
-// When the reply fails before the ack, d is left unsettled (the caller
-// may Nack it) and the error says why: ErrNacked for a reply the broker
-// refused, ErrStaleDelivery when the delivery's channel has gone (the
-// broker delivers the request again), ctx's error when it ended first. A
-// delivery without ReplyTo gives ErrInvalidConfig. msg.Mandatory is
-// ignored: a reply whose caller has gone has nobody to be returned to.
+// When the reply fails, the error says why: ErrNacked for a reply the
+// broker refused, ErrBlocked or ErrDisconnected with ctx's error when ctx
+// ended while the broker blocked publishers or was away, ErrTooLarge for a
+// body over the limit; d is then left unsettled, for the caller to Nack.
+// ErrStaleDelivery means the delivery's channel has gone: the broker
+// delivers the request again, and d counts as settled. A delivery without
+// ReplyTo gives ErrInvalidConfig. msg.Mandatory is ignored: a reply whose
+// caller has gone has nobody to be returned to.
 func Reply(ctx context.Context, b Broker, d *Delivery, msg Message) error {
 	if d.ReplyTo == "" {
 		return fmt.Errorf("bus: reply: %w: the delivery has no reply-to", ErrInvalidConfig)
