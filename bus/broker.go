@@ -181,8 +181,16 @@ type ConsumeOptions struct {
 	// on the delivery's own channel, in that order, with no publisher
 	// confirm to wait for. Use it for request queues whose handlers answer
 	// (RPC servers). It cannot consume an exclusive queue declared through
-	// the broker (such a queue belongs to the consuming connection). The
-	// in-memory broker ignores it.
+	// the broker (such a queue belongs to the consuming connection). When
+	// the consumer resumes after a reconnect and its queue has gone (an
+	// auto-delete queue goes with its consumer), the queue is declared
+	// again with its bindings, as the consuming connection's replay does.
+	// Under a memory or disk alarm RabbitMQ stops reading a connection
+	// that publishes, so the consumer's acks, and the basic.cancel and
+	// channel close of Cancel, wait for the alarm to clear: Cancel returns
+	// by its context (and the dial timeout), and the unacknowledged
+	// deliveries go back to the queue when the alarm clears. The in-memory
+	// broker ignores it.
 	Replies bool
 }
 

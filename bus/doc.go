@@ -23,11 +23,15 @@
 // consumer made with ConsumeOptions.Replies (an RPC server's): it runs on
 // the publishing connection, where Reply sends each reply and the ack
 // after it on the delivery's channel, in order, with no confirm to wait
-// for. A memory alarm then holds its acks back, but its replies could not
-// go out anyway, and the other consumers' acks still flow. Each connection
-// has the configured heartbeat, dial timeout and name; amqps:// addresses
-// use TLS 1.2 or later with the host name verified. Several addresses are
-// tried in turn. Passwords are removed from every error and log line.
+// for. A memory alarm then holds its acks (and its Cancel) back, but its
+// replies could not go out anyway, and the other consumers' acks still
+// flow. Such a consumer declares its queue again if it finds it gone when
+// it resumes, since the topology replay runs on the other connection.
+//
+// Each connection has the configured heartbeat, dial timeout and name;
+// amqps:// addresses use TLS 1.2 or later with the host name verified.
+// Several addresses are tried in turn. Passwords are removed from every
+// error and log line.
 //
 // amqp091-go writes every publish, ack and confirm with a system call of
 // its own. patbus puts a coalescing writer under each connection

@@ -35,6 +35,8 @@ type rabbitSub struct {
 	out   chan *Delivery
 	slot  *connSlot // the consuming connection, or the publishing one for Replies
 
+	channelReplies atomic.Int64 // replies sent on the delivery's channel (tests)
+
 	mu         sync.RWMutex
 	ch         *amqp.Channel // nil while none is open or after Cancel
 	gen        uint64
@@ -62,7 +64,8 @@ const (
 )
 
 // Consume starts a consumer of queue on its own channel of the consuming
-// connection, with basic.qos set to the prefetch. It waits for a connection
+// connection (of the publishing one with ConsumeOptions.Replies), with
+// basic.qos set to the prefetch. It waits for a connection
 // bounded by ctx. A missing queue gives ErrNotFound. After a reconnect the
 // consumer resumes on a new channel and keeps feeding the same
 // Subscription; deliveries from the old channel are then stale. When the
@@ -409,8 +412,8 @@ func queueMissing(err error) bool {
 		!strings.Contains(ae.Reason, "down or inaccessible")
 }
 
-// reopen resubscribes on the current (or next) consuming connection, with
-// backoff while the broker refuses.
+// reopen resubscribes on the current (or next) connection of the
+// consumer's slot, with backoff while the broker refuses.
 func (s *rabbitSub) reopen(prev *connState) (*subChan, bool) {
 	r := s.r
 	redeclared := false // the exclusive queue was just declared again
@@ -441,7 +444,7 @@ func (s *rabbitSub) reopen(prev *connState) (*subChan, bool) {
 		} else if _, _, _, excl := r.topo.exclusive(s.queue); excl && exclusiveLost(err) {
 			// The exclusive queue is still held by the previous connection
 			// (405) or went away with it (404): declare it again here.
-			derr := r.redeclareExclusive(cs.conn, s.queue, s.cancelReq)
+			derr := r.redeclareQueue(cs.conn, s.queue, s.cancelReq)
 			if derr == nil {
 				redeclared = true
 				continue // consume at once; back off if that fails again
@@ -450,6 +453,21 @@ func (s *rabbitSub) reopen(prev *connState) (*subChan, bool) {
 				return nil, false
 			}
 			r.log.Info("exclusive queue still held by the previous connection", "queue", s.queue, "err", r.scrub(derr))
+		} else if _, _, _, known := r.topo.remembered(s.queue); known && s.slot == r.pub && queueMissing(err) {
+			// A consumer on the publishing connection resumes without the
+			// consuming connection's topology replay: its queue may have
+			// gone meanwhile (auto-delete, with its last consumer; a
+			// transient one, with a broker restart the replay has not
+			// reached yet). Declare it again, as the replay would.
+			derr := r.redeclareQueue(cs.conn, s.queue, s.cancelReq)
+			if derr == nil {
+				redeclared = true
+				continue
+			}
+			if errors.Is(derr, errStopped) {
+				return nil, false
+			}
+			r.log.Warn("declaring the queue again failed", "queue", s.queue, "err", r.scrub(derr))
 		} else {
 			var ae *amqp.Error
 			if errors.As(err, &ae) && queueMissing(err) {

@@ -14,7 +14,10 @@ var _ replier = (*rabbitSub)(nil)
 // connection drops in between, the ack is lost with it and the request
 // comes again. Large bodies, and any reply while the broker blocks
 // publishers, take Reply's confirmed path instead, which waits by ctx:
-// a write on this channel could not.
+// a write on this channel could not. A block that begins between the
+// check and the write is absorbed by the coalescing writer's buffer (a
+// megabyte); past it the write waits for the alarm to clear or the
+// connection to die, as the fast path of Publish does.
 func (s *rabbitSub) reply(ctx context.Context, d *Delivery, msg Message) (bool, error) {
 	if !s.opts.Replies || s.opts.NoAck || len(msg.Body) > maxDirectBody {
 		return false, nil
@@ -46,5 +49,6 @@ func (s *rabbitSub) reply(ctx context.Context, d *Delivery, msg Message) (bool, 
 	if err := s.ch.Ack(d.tag, false); err != nil {
 		return true, fmt.Errorf("bus: reply: %w: %s", ErrStaleDelivery, s.r.scrub(err))
 	}
+	s.channelReplies.Add(1)
 	return true, nil
 }

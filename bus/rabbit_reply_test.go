@@ -33,6 +33,22 @@ func TestRabbitRepliesAfterPublishingConnectionLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An auto-delete queue goes with its consumer's channel: it must come
+	// back, bound, when the consumer resumes.
+	if err := b.DeclareExchange(ctx, bus.Exchange{Name: "patbus.test.replies.x", Kind: bus.Direct}); err != nil {
+		t.Fatal(err)
+	}
+	aq, err := b.DeclareQueue(ctx, bus.Queue{Name: "patbus.test.replies.auto", AutoDelete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Bind(ctx, bus.Binding{Exchange: "patbus.test.replies.x", Queue: aq, Key: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	autoSub, err := b.Consume(ctx, aq, bus.ConsumeOptions{Prefetch: 4, Replies: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	replies, err := b.Consume(ctx, rq, bus.ConsumeOptions{NoAck: true})
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +96,23 @@ func TestRabbitRepliesAfterPublishingConnectionLoss(t *testing.T) {
 	if r := next(replies); r.CorrelationID != "c1" {
 		t.Errorf("reply %q, want c1", r.CorrelationID)
 	}
+	// The consumer resumes on its own: until its queue is back, the broker
+	// returns the message as unroutable.
+	for {
+		err := bus.PublishAndWait(ctx, b, "patbus.test.replies.x", "k", bus.Message{CorrelationID: "c2", ReplyTo: rq, Mandatory: true, Body: []byte("q")})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, bus.ErrUnroutable) {
+			t.Fatalf("publish to the auto-delete queue after the loss: %v", err)
+		}
+	}
+	if err := bus.Reply(ctx, b, next(autoSub), bus.Message{CorrelationID: "c2", Body: []byte("a")}); err != nil {
+		t.Fatalf("Reply on the auto-delete queue: %v", err)
+	}
+	if r := next(replies); r.CorrelationID != "c2" {
+		t.Errorf("reply %q, want c2", r.CorrelationID)
+	}
 	if err := sub.Cancel(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -103,5 +136,66 @@ func TestRabbitRepliesRefuseExclusiveQueue(t *testing.T) {
 	}
 	if _, err := b.Consume(ctx, q, bus.ConsumeOptions{Replies: true}); !errors.Is(err, bus.ErrInvalidConfig) {
 		t.Fatalf("Consume of an exclusive queue with Replies: %v, want ErrInvalidConfig", err)
+	}
+}
+
+// Reply takes the channel path for a small reply of a Replies consumer,
+// and the confirmed path for a large reply or a plain consumer.
+func TestRabbitReplyPaths(t *testing.T) {
+	b := dialRabbit(t, testenv.AMQPURL(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	declare := func(name string) string {
+		q, err := b.DeclareQueue(ctx, bus.Queue{Name: randName(name), AutoDelete: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	rq := declare("patbus.test.paths.replies")
+	replies, err := b.Consume(ctx, rq, bus.ConsumeOptions{NoAck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := func(sub bus.Subscription, q string, size int) {
+		t.Helper()
+		if err := bus.PublishAndWait(ctx, b, "", q, bus.Message{CorrelationID: "c", ReplyTo: rq, Body: []byte("q")}); err != nil {
+			t.Fatal(err)
+		}
+		var d *bus.Delivery
+		select {
+		case d = <-sub.Deliveries():
+		case <-ctx.Done():
+			t.Fatal("no request")
+		}
+		if err := bus.Reply(ctx, b, d, bus.Message{CorrelationID: "c", Body: make([]byte, size)}); err != nil {
+			t.Fatalf("Reply of %d bytes: %v", size, err)
+		}
+		select {
+		case r := <-replies.Deliveries():
+			if len(r.Body) != size {
+				t.Errorf("reply of %d bytes, want %d", len(r.Body), size)
+			}
+		case <-ctx.Done():
+			t.Fatal("no reply")
+		}
+	}
+	for _, c := range []struct {
+		replies bool
+		size    int
+		want    int64
+	}{{true, 10, 1}, {true, 64 << 10, 0}, {false, 10, 0}} {
+		q := declare("patbus.test.paths")
+		sub, err := b.Consume(ctx, q, bus.ConsumeOptions{Replies: c.replies})
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer(sub, q, c.size)
+		if got := bus.ChannelReplies(sub); got != c.want {
+			t.Errorf("Replies %v, %d bytes: %d replies on the channel, want %d", c.replies, c.size, got, c.want)
+		}
+		if err := sub.Cancel(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

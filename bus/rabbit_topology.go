@@ -101,10 +101,20 @@ func (t *topology) removeBinding(b Binding) {
 // exclusive returns the remembered queue, its bindings and the
 // remembered exchanges they bind to, when the queue is exclusive.
 func (t *topology) exclusive(name string) (Queue, []Binding, []Exchange, bool) {
+	q, bs, exs, ok := t.remembered(name)
+	if !ok || !q.Exclusive {
+		return Queue{}, nil, nil, false
+	}
+	return q, bs, exs, true
+}
+
+// remembered returns the remembered queue, its bindings and the
+// remembered exchanges they bind to.
+func (t *topology) remembered(name string) (Queue, []Binding, []Exchange, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	q, ok := t.queues[name]
-	if !ok || !q.Exclusive {
+	if !ok {
 		return Queue{}, nil, nil, false
 	}
 	var bs []Binding
@@ -206,7 +216,7 @@ func (r *Rabbit) replayTopology(c *amqp.Connection) {
 	r.log.Info("topology replayed", "exchanges", len(exs), "queues", len(qs), "bindings", len(bs))
 }
 
-// errStopped: redeclareExclusive was told to stop waiting.
+// errStopped: redeclareQueue was told to stop waiting.
 var errStopped = errors.New("bus: stopped")
 
 func contains(list []string, s string) bool {
@@ -244,7 +254,7 @@ func (r *Rabbit) retryExclusive(c *amqp.Connection, names []string) {
 		}
 		left := names[:0]
 		for _, n := range names {
-			err := r.redeclareExclusive(c, n, nil)
+			err := r.redeclareQueue(c, n, nil)
 			switch {
 			case err == nil:
 				r.log.Info("exclusive queue declared again", "queue", n)
@@ -259,12 +269,15 @@ func (r *Rabbit) retryExclusive(c *amqp.Connection, names []string) {
 	}
 }
 
-// redeclareExclusive declares the remembered exclusive queue name, the
-// remembered exchanges it is bound to, and its bindings on c, on a channel of its own, serialised with the other
-// declarations. A queue no longer remembered (deleted meanwhile) is left
-// alone and gives nil. stop (which may be nil) ends the wait for the
-// declaration slot with errStopped.
-func (r *Rabbit) redeclareExclusive(c *amqp.Connection, name string, stop <-chan struct{}) error {
+// redeclareQueue declares the remembered queue name, the remembered
+// exchanges it is bound to, and its bindings on c, on a channel of its
+// own, serialised with the other declarations: an exclusive queue held or
+// lost by a previous connection, or a queue that went away while its
+// consumer on the publishing connection was gone (see reopen). A queue no
+// longer remembered (deleted meanwhile) is left alone and gives nil. stop
+// (which may be nil) ends the wait for the declaration slot with
+// errStopped.
+func (r *Rabbit) redeclareQueue(c *amqp.Connection, name string, stop <-chan struct{}) error {
 	select {
 	case r.decl <- struct{}{}:
 	case <-stop:
@@ -273,7 +286,7 @@ func (r *Rabbit) redeclareExclusive(c *amqp.Connection, name string, stop <-chan
 		return r.errClosed()
 	}
 	defer func() { <-r.decl }()
-	q, bs, exs, ok := r.topo.exclusive(name)
+	q, bs, exs, ok := r.topo.remembered(name)
 	if !ok {
 		return nil
 	}

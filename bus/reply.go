@@ -29,9 +29,10 @@ type replier interface {
 // for its confirm.
 //
 // When the reply fails, the error says why: ErrNacked for a reply the
-// broker refused, ErrBlocked or ErrDisconnected with ctx's error when ctx
-// ended while the broker blocked publishers or was away, ErrTooLarge for a
-// body over the limit; d is then left unsettled, for the caller to Nack.
+// broker refused, ctx's error when ctx ended (with ErrBlocked or
+// ErrDisconnected when the broker blocked publishers or was away
+// meanwhile), ErrTooLarge for a body over the limit; d is then left
+// unsettled, for the caller to Nack.
 // ErrStaleDelivery means the delivery's channel has gone: the broker
 // delivers the request again, and d counts as settled. A delivery without
 // ReplyTo gives ErrInvalidConfig. msg.Mandatory is ignored: a reply whose

@@ -109,7 +109,9 @@ func WithMaxMessageSize(n int) Option { return func(c *config) { c.maxMessageSiz
 // WithReplyConfirmTimeout bounds how long the Server waits for the broker's
 // confirm of a reply before it acks the request anyway; it never waits past
 // the caller's deadline. Default DefaultReplyConfirmTimeout. It applies to
-// the replies that are confirmed: see WithConfirmedReplies.
+// the replies that are confirmed: all of them with WithConfirmedReplies,
+// otherwise those over 16 KiB and those sent while the broker blocks
+// publishers (bus.Reply).
 func WithReplyConfirmTimeout(d time.Duration) Option {
 	return func(c *config) { c.confirmTimeout = d }
 }

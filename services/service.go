@@ -368,6 +368,12 @@ func (s *Service) serveLocked(ctx context.Context, keys []string) error {
 		return err
 	}
 	s.mu.Lock()
+	if s.closing.Err() != nil {
+		// Close began and may have looked for the server already.
+		s.mu.Unlock()
+		_ = srv.Close()
+		return ErrClosed
+	}
 	s.server = srv
 	s.mu.Unlock()
 	s.wg.Add(1)
