@@ -40,3 +40,34 @@ func ExampleNewMemory() {
 	// user.login alice
 	// bus: message unroutable: exchange "events" key "order.paid": 312 NO_ROUTE
 }
+
+// A server answers a request with Reply: the reply goes to the request's
+// reply-to, then the request is acked. On RabbitMQ, ConsumeOptions.Replies
+// sends both on the request's own channel.
+func ExampleReply() {
+	ctx := context.Background()
+	b, err := bus.NewMemory()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer b.Close()
+
+	requests, _ := b.DeclareQueue(ctx, bus.Queue{Name: "account"})
+	replies, _ := b.DeclareQueue(ctx, bus.Queue{Exclusive: true})
+	server, _ := b.Consume(ctx, requests, bus.ConsumeOptions{Replies: true})
+	defer server.Cancel(ctx)
+	client, _ := b.Consume(ctx, replies, bus.ConsumeOptions{NoAck: true})
+	defer client.Cancel(ctx)
+
+	_ = bus.PublishAndWait(ctx, b, "", requests, bus.Message{CorrelationID: "42", ReplyTo: replies, Body: []byte(`{"id":2}`)})
+	req := <-server.Deliveries()
+	if err := bus.Reply(ctx, b, req, bus.Message{CorrelationID: req.CorrelationID, Body: []byte(`{"name":"Ada"}`)}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	rep := <-client.Deliveries()
+	fmt.Println(rep.CorrelationID, string(rep.Body))
+	// Output:
+	// 42 {"name":"Ada"}
+}
