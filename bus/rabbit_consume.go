@@ -65,14 +65,15 @@ const (
 
 // Consume starts a consumer of queue on its own channel of the consuming
 // connection (of the publishing one with ConsumeOptions.Replies), with
-// basic.qos set to the prefetch. It waits for a connection
-// bounded by ctx. A missing queue gives ErrNotFound. After a reconnect the
-// consumer resumes on a new channel and keeps feeding the same
-// Subscription; deliveries from the old channel are then stale. When the
-// queue is deleted, Deliveries closes and Err wraps ErrNotFound; an
-// exclusive queue declared through this broker is instead declared again
-// (with its bindings) when the previous connection still holds it or it
-// went away with that connection.
+// basic.qos set to the prefetch. It waits for a connection bounded by ctx.
+// A missing queue gives ErrNotFound. After a reconnect the consumer
+// resumes on a new channel and keeps feeding the same Subscription;
+// deliveries from the old channel are then stale. When the queue is
+// deleted, Deliveries closes and Err wraps ErrNotFound. A queue declared
+// through this broker that is missing when the consumer resumes is
+// declared again (with its bindings) instead: an exclusive one that the
+// previous connection still holds or took with it, or any one for a
+// consumer on the publishing connection (see ConsumeOptions.Replies).
 func (r *Rabbit) Consume(ctx context.Context, queue string, opts ConsumeOptions) (Subscription, error) {
 	op := fmt.Sprintf("consume %q", queue)
 	if r.isClosed() {
