@@ -31,6 +31,9 @@ type worker struct {
 	stopping chan struct{} // closed when intake stops
 	stopOnce sync.Once
 	wg       sync.WaitGroup
+
+	endMu sync.Mutex
+	ended error // why the consumer ended by itself, if it did
 }
 
 // Start starts the worker: WithConcurrency goroutines that take items from
@@ -75,7 +78,10 @@ func (q *Queue) Start(ctx context.Context, h Handler) error {
 // Work runs h over the queue, as Start does, until ctx ends; then it stops
 // gracefully (Shutdown, bounded by WithShutdownTimeout) and returns nil, or
 // the error of the graceful stop. It returns ErrClosed at once if the queue
-// is shut down or closed from elsewhere, and the start error if Start fails.
+// is shut down or closed from elsewhere, an error wrapping the consumer's
+// (bus.ErrNotFound when the work queue was deleted, bus.ErrClosed when the
+// broker closed) if the consumer ends by itself, closing the Queue (New
+// declares the queues again), and the start error if Start fails.
 func (q *Queue) Work(ctx context.Context, h Handler) error {
 	if err := q.Start(ctx, h); err != nil {
 		return err
@@ -89,6 +95,10 @@ func (q *Queue) Work(ctx context.Context, h Handler) error {
 	select {
 	case <-ctx.Done():
 	case <-w.done():
+		if err := w.endErr(); err != nil {
+			_ = q.Close()
+			return fmt.Errorf("workers: consumer of %s ended: %w", q.name, err)
+		}
 		return ErrClosed
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), q.cfg.shutdownTimeout)
@@ -160,6 +170,13 @@ func (q *Queue) markClosed() *worker {
 
 func (w *worker) stop() { w.stopOnce.Do(func() { close(w.stopping) }) }
 
+// endErr reports why the consumer ended by itself; nil if it did not.
+func (w *worker) endErr() error {
+	w.endMu.Lock()
+	defer w.endMu.Unlock()
+	return w.ended
+}
+
 // loop is one handler goroutine.
 func (w *worker) loop() {
 	defer w.wg.Done()
@@ -172,6 +189,9 @@ func (w *worker) loop() {
 			if !ok {
 				if err := w.sub.Err(); err != nil {
 					w.log.Warn("workers: consumer ended", "err", err)
+					w.endMu.Lock()
+					w.ended = err
+					w.endMu.Unlock()
 				}
 				w.stop()
 				return

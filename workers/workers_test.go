@@ -531,3 +531,27 @@ func TestBackoffSteps(t *testing.T) {
 		t.Errorf("retry queues %s", got)
 	}
 }
+
+// Work returns, with the cause, when its consumer ends by itself: here the
+// work queue is deleted under it.
+func TestWorkReturnsWhenItsQueueIsDeleted(t *testing.T) {
+	eachBroker(t, func(t *testing.T, b bus.Broker) {
+		ctx := testCtx(t)
+		q := newQueue(t, b)
+		if err := q.Enqueue(ctx, task{ID: "w"}); err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan string, 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- q.Work(ctx, workers.Typed(func(ctx context.Context, v task) error { got <- v.ID; return nil }))
+		}()
+		recv(t, got)
+		if err := b.DeleteQueue(ctx, q.Name()); err != nil {
+			t.Fatal(err)
+		}
+		if err := recv(t, done); !errors.Is(err, bus.ErrNotFound) {
+			t.Errorf("Work after its queue was deleted: %v, want bus.ErrNotFound", err)
+		}
+	})
+}
