@@ -117,15 +117,7 @@ func testAckRemoves(e *env) {
 	e.text("", q, "one")
 	d := e.recv(sub)
 	e.ack(d)
-	if err := sub.Cancel(e.waitCtx()); err != nil {
-		e.t.Fatalf("Cancel: %v", err)
-	}
-	e.closedWithin(sub)
-	again := e.consume(q, 10)
-	e.marker(q)
-	if got := e.drain(again); len(got) != 0 {
-		e.t.Errorf("acked message came back: %q", got)
-	}
+	e.settledForGood(sub, q)
 }
 
 func testNackRequeue(e *env) {
@@ -280,14 +272,7 @@ func testNoAck(e *env) {
 	if err := d1.Nack(true); err != nil {
 		e.t.Errorf("Nack of a NoAck delivery: %v, want nil", err)
 	}
-	// d2 is never settled: Cancel must not wait for it.
-	if err := sub.Cancel(e.waitCtx()); err != nil {
-		e.t.Errorf("Cancel with an unsettled NoAck delivery: %v", err)
-	}
-	e.closedWithin(sub)
-	again := e.consume(q, 10)
-	e.marker(q)
-	if got := e.drain(again); len(got) != 0 {
-		e.t.Errorf("NoAck messages came back: %q", got)
-	}
+	// d2 is never settled: Cancel must not wait for it, and it does not
+	// come back.
+	e.settledForGood(sub, q)
 }

@@ -102,7 +102,13 @@ func (e *env) bind(exchange, queue, key string) {
 // at the end.
 func (e *env) consume(queue string, prefetch int) bus.Subscription {
 	e.t.Helper()
-	s, err := e.b.Consume(e.ctx, queue, bus.ConsumeOptions{Prefetch: prefetch})
+	return e.consumeWith(queue, bus.ConsumeOptions{Prefetch: prefetch})
+}
+
+// consumeWith is consume with the given options.
+func (e *env) consumeWith(queue string, opts bus.ConsumeOptions) bus.Subscription {
+	e.t.Helper()
+	s, err := e.b.Consume(e.ctx, queue, opts)
 	if err != nil {
 		e.t.Fatalf("Consume(%s): %v", queue, err)
 	}
@@ -112,6 +118,22 @@ func (e *env) consume(queue string, prefetch int) bus.Subscription {
 		_ = s.Cancel(ctx)
 	})
 	return s
+}
+
+// settledForGood cancels sub, waits for it to close, and checks that none
+// of queue's messages comes back to a new consumer: what sub received was
+// acked.
+func (e *env) settledForGood(sub bus.Subscription, queue string) {
+	e.t.Helper()
+	if err := sub.Cancel(e.waitCtx()); err != nil {
+		e.t.Fatalf("Cancel: %v", err)
+	}
+	e.closedWithin(sub)
+	again := e.consume(queue, 10)
+	e.marker(queue)
+	if got := e.drain(again); len(got) != 0 {
+		e.t.Errorf("acked messages came back: %q", got)
+	}
 }
 
 // publish publishes and waits for the broker's confirm.

@@ -2,7 +2,6 @@ package bustest
 
 import (
 	"bytes"
-	"context"
 	"errors"
 
 	"github.com/patbus/patbus/bus"
@@ -14,21 +13,6 @@ var replyTests = []subtest{
 	{"LargeOnChannel", func(e *env) { testReply(e, true, bytes.Repeat([]byte("a"), 64<<10)) }},
 	{"NoReplyTo", testReplyNoReplyTo},
 	{"Refused", testReplyRefused},
-}
-
-// consumeWith starts a consumer with opts, cancelled at the end.
-func (e *env) consumeWith(queue string, opts bus.ConsumeOptions) bus.Subscription {
-	e.t.Helper()
-	s, err := e.b.Consume(e.ctx, queue, opts)
-	if err != nil {
-		e.t.Fatalf("Consume(%s): %v", queue, err)
-	}
-	e.t.Cleanup(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = s.Cancel(ctx)
-	})
-	return s
 }
 
 // request publishes a request to queue that asks for its reply in replyTo.
@@ -71,15 +55,7 @@ func testReply(e *env, onChannel bool, body []byte) {
 	if got := e.drain(replies); len(got) != 0 {
 		e.t.Errorf("the reply came %d more times", len(got))
 	}
-	if err := sub.Cancel(e.waitCtx()); err != nil {
-		e.t.Fatalf("Cancel: %v", err)
-	}
-	e.closedWithin(sub)
-	again := e.consume(q, 10)
-	e.marker(q)
-	if got := e.drain(again); len(got) != 0 {
-		e.t.Errorf("the answered request came back: %q", got)
-	}
+	e.settledForGood(sub, q)
 }
 
 // A delivery without reply-to cannot be answered, and stays unsettled.
