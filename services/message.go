@@ -153,9 +153,8 @@ func checkObject(raw []byte) error {
 
 // decodeObject parses raw, which must be one JSON object.
 func decodeObject(raw []byte) (map[string]any, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '{' {
-		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidInput)
+	if err := checkObject(raw); err != nil {
+		return nil, err
 	}
 	// UseNumber keeps every number's digits: float64 would round integers
 	// beyond 2^53 on their way through an act.
