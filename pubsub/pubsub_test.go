@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/patbus/patbus/bus"
 	"github.com/patbus/patbus/internal/wire"
 	"github.com/patbus/patbus/patterns"
 	"github.com/patbus/patbus/pubsub"
@@ -457,6 +458,45 @@ func TestEmitTypesPatternValues(t *testing.T) {
 		}
 		if err := sub.Shutdown(ctx); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// A subscription whose queue is deleted under it says so: Done closes and
+// Err wraps bus.ErrNotFound. One that is closed has no such error.
+func TestSubscriptionReportsItsEnd(t *testing.T) {
+	eachBroker(t, func(t *testing.T, e *env) {
+		ctx := testCtx(t)
+		run := uniq()
+		group := "end-" + run
+		e.deleteQueues(pubsub.EventsExchange + "." + group)
+		p := e.pubsub()
+		nop := pubsub.HandlerFunc(func(context.Context, *pubsub.Event) error { return nil })
+		sub, err := p.Subscribe(ctx, "run:"+run, nop, pubsub.Group(group))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		if err := sub.Err(); err != nil {
+			t.Fatalf("Err while running: %v", err)
+		}
+		if err := e.broker().DeleteQueue(ctx, sub.Queue()); err != nil {
+			t.Fatal(err)
+		}
+		recv(t, sub.Done())
+		if err := sub.Err(); !errors.Is(err, bus.ErrNotFound) {
+			t.Errorf("Err after the queue was deleted: %v, want bus.ErrNotFound", err)
+		}
+		other, err := p.Subscribe(ctx, "run:"+run, nop)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := other.Close(); err != nil {
+			t.Fatal(err)
+		}
+		recv(t, other.Done())
+		if err := other.Err(); err != nil {
+			t.Errorf("Err after Close: %v", err)
 		}
 	})
 }

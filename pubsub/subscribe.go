@@ -35,13 +35,17 @@ type Subscription struct {
 	stopOnce sync.Once
 	endOnce  sync.Once
 	wg       sync.WaitGroup
+
+	endMu sync.Mutex
+	ended error // why the consumer ended by itself, if it did
 }
 
 // Subscribe subscribes h to the events whose pattern holds the exact pairs
 // of pattern and whose body matches its glob pairs (see the package
 // documentation). Options: Group or Broadcast (the default), Concurrency.
-// The subscription runs until Shutdown or Close, or until the broker is
-// closed; ctx bounds only the setting up.
+// The subscription runs until Shutdown or Close, or until its queue is
+// deleted or the broker closed (Done and Err tell); ctx bounds only the
+// setting up.
 func (p *PubSub) Subscribe(ctx context.Context, pattern string, h Handler, opts ...SubscribeOption) (*Subscription, error) {
 	pat, err := patterns.Parse(pattern)
 	if err != nil {
@@ -213,6 +217,22 @@ func (p *PubSub) releaseGroup(queue string) {
 // Queue returns the name of the queue the subscription consumes.
 func (s *Subscription) Queue() string { return s.queue }
 
+// Done is closed once the subscription stops taking events: when Shutdown
+// or Close begins, or when its consumer ends by itself (its queue was
+// deleted, the broker closed), which Err then explains. A subscription
+// whose consumer ended should be closed; Subscribe again declares its
+// queue again.
+func (s *Subscription) Done() <-chan struct{} { return s.stopping }
+
+// Err reports why the consumer ended by itself: an error wrapping
+// bus.ErrNotFound when the queue was deleted, bus.ErrClosed when the
+// broker closed. It is nil otherwise.
+func (s *Subscription) Err() error {
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	return s.ended
+}
+
 // Shutdown stops the subscription gracefully: it takes no more events, lets
 // running handlers finish and ack, hands back what it had not started, and
 // releases the consumer. If ctx ends first, it cancels the handlers'
@@ -274,6 +294,9 @@ func (s *Subscription) loop() {
 			if !ok {
 				if err := s.sub.Err(); err != nil {
 					s.log.Warn("pubsub: consumer ended", "err", err)
+					s.endMu.Lock()
+					s.ended = fmt.Errorf("pubsub: consumer of %s ended: %w", s.queue, err)
+					s.endMu.Unlock()
 				}
 				s.stop()
 				return
