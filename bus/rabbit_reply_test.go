@@ -58,16 +58,7 @@ func TestRabbitRepliesAfterPublishingConnectionLoss(t *testing.T) {
 	}
 	next := func(s bus.Subscription) *bus.Delivery {
 		t.Helper()
-		select {
-		case d, ok := <-s.Deliveries():
-			if !ok {
-				t.Fatalf("deliveries closed: %v", s.Err())
-			}
-			return d
-		case <-ctx.Done():
-			t.Fatal("no delivery")
-		}
-		return nil
+		return recvWithin(t, s, 30*time.Second)
 	}
 	first := next(sub)
 
@@ -162,22 +153,12 @@ func TestRabbitReplyPaths(t *testing.T) {
 		if err := bus.PublishAndWait(ctx, b, "", q, bus.Message{CorrelationID: "c", ReplyTo: rq, Body: []byte("q")}); err != nil {
 			t.Fatal(err)
 		}
-		var d *bus.Delivery
-		select {
-		case d = <-sub.Deliveries():
-		case <-ctx.Done():
-			t.Fatal("no request")
-		}
+		d := recvWithin(t, sub, 10*time.Second)
 		if err := bus.Reply(ctx, b, d, bus.Message{CorrelationID: "c", Body: make([]byte, size)}); err != nil {
 			t.Fatalf("Reply of %d bytes: %v", size, err)
 		}
-		select {
-		case r := <-replies.Deliveries():
-			if len(r.Body) != size {
-				t.Errorf("reply of %d bytes, want %d", len(r.Body), size)
-			}
-		case <-ctx.Done():
-			t.Fatal("no reply")
+		if r := recvWithin(t, replies, 10*time.Second); len(r.Body) != size {
+			t.Errorf("reply of %d bytes, want %d", len(r.Body), size)
 		}
 	}
 	for _, c := range []struct {
