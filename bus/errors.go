@@ -8,8 +8,10 @@ import (
 // Sentinel errors. Errors returned by this package wrap one of them, so
 // callers branch with errors.Is.
 var (
-	// ErrClosed: the broker or subscription has been closed.
-	ErrClosed = errors.New("bus: closed")
+	// ErrClosed: the broker or subscription has been closed. The packages
+	// above bus use this same value for whatever of theirs is closed
+	// (patbus.ErrClosed), so its text names the project.
+	ErrClosed = errors.New("patbus: closed")
 	// ErrNacked: the broker refused the message (for example a queue at its
 	// MaxLength with overflow reject-publish).
 	ErrNacked = errors.New("bus: message nacked by broker")
@@ -20,8 +22,9 @@ var (
 	// (the wait ended, or the connection was lost before the confirm and the
 	// message could not be sent again in time). It may still be delivered.
 	ErrUnconfirmed = errors.New("bus: message unconfirmed")
-	// ErrTooLarge: the message body exceeds the broker's size limit.
-	ErrTooLarge = errors.New("bus: message too large")
+	// ErrTooLarge: the message body exceeds the broker's size limit
+	// (patbus.ErrTooLarge, shared with the packages above bus).
+	ErrTooLarge = errors.New("patbus: message too large")
 	// ErrBlocked: the broker blocks publishers (memory or disk alarm) and
 	// the publish's context ended while it waited.
 	ErrBlocked = errors.New("bus: publishing blocked by broker")
@@ -37,8 +40,9 @@ var (
 	ErrNotFound = errors.New("bus: not found")
 	// ErrPrecondition: a declaration conflicts with an existing one.
 	ErrPrecondition = errors.New("bus: precondition failed")
-	// ErrInvalidConfig: an option or argument is invalid.
-	ErrInvalidConfig = errors.New("bus: invalid configuration")
+	// ErrInvalidConfig: an option or argument is invalid
+	// (patbus.ErrInvalidConfig, shared with the packages above bus).
+	ErrInvalidConfig = errors.New("patbus: invalid configuration")
 )
 
 // ReturnError is how a Confirmation resolves when the broker returned a
