@@ -3,6 +3,7 @@ package wire
 import (
 	"context"
 	"regexp"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -90,5 +91,53 @@ func TestAppID(t *testing.T) {
 		if s, v := SplitAppID(c.id); s != c.service || v != c.version {
 			t.Errorf("SplitAppID(%q) = %q, %q", c.id, s, v)
 		}
+	}
+}
+
+func TestReadAcceptsForeignForms(t *testing.T) {
+	tx := NewID()
+	dl := time.Now().Add(time.Minute).Truncate(time.Millisecond)
+	for _, h := range []map[string]any{
+		{HeaderPattern: "cmd:x", HeaderTx: tx, HeaderDeadline: dl.UnixMilli(), HeaderAttempt: int64(3), HeaderError: "boom"},
+		{HeaderPattern: []byte("cmd:x"), HeaderTraceparent: []byte(Traceparent(tx)), HeaderDeadline: []byte(strconv.FormatInt(dl.UnixMilli(), 10)),
+			HeaderAttempt: float64(3), HeaderError: []byte("boom")},
+		{HeaderPattern: "cmd:x", HeaderTraceparent: Traceparent(tx), HeaderDeadline: int32(0), HeaderAttempt: int8(3), HeaderError: "boom"},
+	} {
+		f := Read(h)
+		if f.Pattern != "cmd:x" || f.Tx != tx || f.Attempt != 3 || f.Error != "boom" {
+			t.Errorf("Read(%v) = %+v", h, f)
+		}
+		if _, ok := h[HeaderDeadline].(int32); !ok && !f.Deadline.Equal(dl) {
+			t.Errorf("Read(%v).Deadline = %v, want %v", h, f.Deadline, dl)
+		}
+	}
+	if f := Read(nil); f.Attempt != 1 || f.Tx != "" {
+		t.Errorf("Read(nil) = %+v", f)
+	}
+	if f := Read(map[string]any{HeaderAttempt: "x"}); f.Attempt != 1 {
+		t.Errorf("an odd attempt reads as %d, want 1", f.Attempt)
+	}
+}
+
+func TestPutTx(t *testing.T) {
+	tx := NewID()
+	h := map[string]any{}
+	PutTx(h, tx)
+	if _, ok := h[HeaderTx]; ok || TxFromTraceparent(h[HeaderTraceparent].(string)) != tx {
+		t.Errorf("a trace-id tx: %v", h)
+	}
+	h = map[string]any{}
+	PutTx(h, "order-42")
+	if h[HeaderTx] != "order-42" || TxFromTraceparent(h[HeaderTraceparent].(string)) == "" {
+		t.Errorf("a foreign tx: %v", h)
+	}
+	forwarded := Traceparent(NewID())
+	h = map[string]any{HeaderTraceparent: forwarded}
+	PutTx(h, tx)
+	if h[HeaderTraceparent] != forwarded || h[HeaderTx] != tx {
+		t.Errorf("a forwarded traceparent: %v", h)
+	}
+	if f := Read(h); f.Tx != tx {
+		t.Errorf("Read after PutTx: tx %q, want %q", f.Tx, tx)
 	}
 }
