@@ -105,7 +105,7 @@ func (m *Memory) DeclareExchange(ctx context.Context, ex Exchange) error {
 	if ex.Name == "" {
 		return fmt.Errorf("%w: bus: the default exchange cannot be declared", ErrInvalidConfig)
 	}
-	if len(ex.Name) > 255 {
+	if len(ex.Name) > MaxNameLen {
 		return fmt.Errorf("%w: bus: exchange name longer than 255 bytes", ErrInvalidConfig)
 	}
 	switch ex.Kind {
@@ -170,7 +170,7 @@ func (m *Memory) DeclareQueue(ctx context.Context, q Queue) (string, error) {
 
 func validateQueue(q Queue) error {
 	var problems []string
-	if len(q.Name) > 255 {
+	if len(q.Name) > MaxNameLen {
 		problems = append(problems, "name longer than 255 bytes")
 	}
 	if hasPrefix(q.Name, "amq.") {
@@ -259,7 +259,7 @@ func (m *Memory) Bind(ctx context.Context, b Binding) error {
 	if b.Exchange == "" {
 		return fmt.Errorf("%w: bus: the default exchange cannot be bound", ErrInvalidConfig)
 	}
-	if len(b.Key) > 255 {
+	if len(b.Key) > MaxNameLen {
 		return fmt.Errorf("%w: bus: binding key longer than 255 bytes", ErrInvalidConfig)
 	}
 	if err := m.begin(ctx, "bind"); err != nil {
@@ -334,7 +334,7 @@ func (m *Memory) Publish(ctx context.Context, exchange, key string, msg Message)
 	if len(msg.Body) > m.cfg.maxMessageSize {
 		return nil, fmt.Errorf("bus: publish: body of %d bytes exceeds %d: %w", len(msg.Body), m.cfg.maxMessageSize, ErrTooLarge)
 	}
-	if len(key) > 255 {
+	if len(key) > MaxNameLen {
 		return nil, fmt.Errorf("%w: bus: publish: routing key longer than 255 bytes", ErrInvalidConfig)
 	}
 	stored, err := copyMessage(msg)

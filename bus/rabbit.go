@@ -17,10 +17,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// maxShortString is the longest AMQP short string (routing key, exchange
-// and queue names, message and correlation ids, reply-to, consumer tag).
-const maxShortString = 255
-
 // Rabbit is the RabbitMQ broker. It is created by Dial (or Open) and is
 // safe for concurrent use. It keeps two connections, one for publishing and
 // one for consuming, and owns their reconnection: see the package
@@ -289,8 +285,8 @@ func isConnLoss(err error) bool {
 
 // checkShort validates AMQP short strings before anything is sent.
 func checkShort(what, s string) error {
-	if len(s) > maxShortString {
-		return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalidConfig, what, maxShortString)
+	if len(s) > MaxNameLen {
+		return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalidConfig, what, MaxNameLen)
 	}
 	return nil
 }

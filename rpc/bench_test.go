@@ -125,7 +125,7 @@ func contractEcho(b *testing.B, url string) (*baseline.ContractClient, string) {
 func patbusCaller(b *testing.B, cb, sb bus.Broker, clientOpts ...Option) (viaQueue, viaTopic callFunc) {
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
-	if err := DeclareActExchange(ctx, sb); err != nil {
+	if err := declareActExchange(ctx, sb); err != nil {
 		b.Fatal(err)
 	}
 	id := wire.NewID()[:12]
@@ -134,7 +134,7 @@ func patbusCaller(b *testing.B, cb, sb bus.Broker, clientOpts ...Option) (viaQue
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = sb.DeleteQueue(context.Background(), queue) })
-	if err := sb.Bind(ctx, bus.Binding{Exchange: ActExchange, Queue: queue, Key: key}); err != nil {
+	if err := sb.Bind(ctx, bus.Binding{Exchange: actExchange, Queue: queue, Key: key}); err != nil {
 		b.Fatal(err)
 	}
 	srv, err := NewServer(sb, queue, HandlerFunc(echo), WithPrefetch(benchPrefetch))
@@ -145,14 +145,14 @@ func patbusCaller(b *testing.B, cb, sb bus.Broker, clientOpts ...Option) (viaQue
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = srv.Close() })
-	c, err := NewClientContext(ctx, cb, clientOpts...)
+	c, err := NewClient(ctx, cb, clientOpts...)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = c.Close() })
-	req := Request{Exchange: DefaultExchange, Key: queue, Pattern: "cmd:get,role:account", Target: "account@1.0.0", Body: benchBody}
+	req := Request{Key: queue, Pattern: "cmd:get,role:account", Target: "account@1.0.0", Body: benchBody}
 	topic := req
-	topic.Exchange, topic.Key = ActExchange, key
+	topic.Exchange, topic.Key = actExchange, key
 	if os.Getenv("BENCH_TOPIC") != "" {
 		req = topic
 	}
@@ -289,14 +289,14 @@ func BenchmarkInterleaved(b *testing.B) {
 		return err
 	}
 	topicKey := "cmd:get.id:" + queue[len(queue)-12:] + ".role:baseline"
-	if err := sb.Bind(ctx, bus.Binding{Exchange: ActExchange, Queue: queue, Key: topicKey}); err != nil {
+	if err := sb.Bind(ctx, bus.Binding{Exchange: actExchange, Queue: queue, Key: topicKey}); err != nil {
 		b.Fatal(err)
 	}
 	defer func() {
-		_ = sb.Unbind(context.Background(), bus.Binding{Exchange: ActExchange, Queue: queue, Key: topicKey})
+		_ = sb.Unbind(context.Background(), bus.Binding{Exchange: actExchange, Queue: queue, Key: topicKey})
 	}()
 	baseTopic := func(ctx context.Context) error {
-		_, err := cl.Call(ctx, ActExchange, topicKey, benchBody)
+		_, err := cl.Call(ctx, actExchange, topicKey, benchBody)
 		return err
 	}
 	ccl, cqueue := contractEcho(b, url)

@@ -12,16 +12,6 @@ import (
 	"github.com/patbus/patbus/internal/wire"
 )
 
-// ActExchange is the exchange on which acts travel (DESIGN.md section 4): a
-// durable topic exchange. DeclareActExchange declares it.
-const ActExchange = "patbus.act"
-
-// DefaultExchange, as Request.Exchange, sends the request to the broker's
-// default exchange (AMQP's nameless exchange, which RabbitMQ shows as
-// "amq.default"): the routing key is then a queue name, as in RabbitMQ's
-// RPC tutorial. An empty Request.Exchange means ActExchange.
-const DefaultExchange = "amq.default"
-
 // ReplyQueuePrefix starts the name of every Client's reply queue.
 const ReplyQueuePrefix = "patbus.reply."
 
@@ -30,25 +20,13 @@ const ReplyQueuePrefix = "patbus.reply."
 // worth nothing once its caller is gone, and a lost reply is a timeout.
 const replyPrefetch = 256
 
-// maxTypeLen is the longest pattern sent as the message type (an AMQP short
-// string); a longer one goes in the header patbus-pattern.
-const maxTypeLen = 255
-
-// setupTimeout bounds NewClient's declarations when it has no context.
-const setupTimeout = 30 * time.Second
-
-// DeclareActExchange declares ActExchange (topic, durable). It is a no-op
-// when the exchange exists already.
-func DeclareActExchange(ctx context.Context, b bus.Broker) error {
-	return b.DeclareExchange(ctx, bus.Exchange{Name: ActExchange, Kind: bus.Topic, Durable: true})
-}
-
 // Request is one call.
 type Request struct {
-	// Exchange to publish on: "" means ActExchange, DefaultExchange means the
-	// broker's default exchange.
+	// Exchange to publish on; "" is AMQP's default exchange, where the
+	// routing key is a queue name (as in bus and amqp091-go).
 	Exchange string
-	// Key is the routing key (from patterns.Key for acts).
+	// Key is the routing key: a queue name on the default exchange, a
+	// pattern's key (patterns.Key) on a topic exchange.
 	Key string
 	// Pattern is the canonical pattern, sent in the header patbus-pattern and
 	// named in errors.
@@ -121,16 +99,10 @@ type Client struct {
 	openSem chan struct{}
 }
 
-// NewClient declares the Client's reply queue and starts consuming it. It
-// gives up after 30 seconds; NewClientContext takes a context instead.
-func NewClient(b bus.Broker, opts ...Option) (*Client, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
-	defer cancel()
-	return NewClientContext(ctx, b, opts...)
-}
-
-// NewClientContext is NewClient bounded by ctx.
-func NewClientContext(ctx context.Context, b bus.Broker, opts ...Option) (*Client, error) {
+// NewClient declares the Client's reply queue and starts consuming it
+// (with WithDirectReplyTo, it opens its direct reply-to channel). ctx
+// bounds that set-up, also while the broker is unreachable.
+func NewClient(ctx context.Context, b bus.Broker, opts ...Option) (*Client, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
@@ -299,28 +271,15 @@ func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
 	delete(headers, wire.HeaderPattern)
 	delete(headers, wire.HeaderTx)
 	var typ string
-	if len(req.Pattern) <= maxTypeLen {
+	if len(req.Pattern) <= bus.MaxNameLen {
 		typ = req.Pattern
 	} else {
 		headers[wire.HeaderPattern] = req.Pattern
 	}
-	tp, ok := headers[wire.HeaderTraceparent].(string)
-	if !ok {
-		tp = wire.Traceparent(tx)
-		headers[wire.HeaderTraceparent] = tp
-	}
-	if wire.TxFromTraceparent(tp) != tx {
-		headers[wire.HeaderTx] = tx
-	}
+	wire.PutTx(headers, tx)
 	headers[wire.HeaderDeadline] = wire.DeadlineValue(deadline)
 
 	exchange := req.Exchange
-	switch exchange {
-	case "":
-		exchange = ActExchange
-	case DefaultExchange:
-		exchange = ""
-	}
 
 	ch := make(chan *bus.Delivery, 1)
 	if err := c.register(id, ch); err != nil {
@@ -419,7 +378,7 @@ func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
 // reply turns a reply delivery into Call's result.
 func (c *Client) reply(d *bus.Delivery, req Request, deadline time.Time, fail func(error) error) (*Reply, error) {
 	service, version := replyFrom(d)
-	if headerString(d.Headers, wire.HeaderStatus) == wire.StatusError {
+	if wire.String(d.Headers, wire.HeaderStatus) == wire.StatusError {
 		e := &Error{}
 		if err := json.Unmarshal(d.Body, e); err != nil {
 			return nil, fail(fmt.Errorf("%w: error reply is not an error object: %w", ErrBadReply, err))
@@ -450,7 +409,7 @@ func replyFrom(d *bus.Delivery) (service, version string) {
 	if d.AppID != "" {
 		return wire.SplitAppID(d.AppID)
 	}
-	return headerString(d.Headers, wire.HeaderService), headerString(d.Headers, wire.HeaderVersion)
+	return wire.String(d.Headers, wire.HeaderService), wire.String(d.Headers, wire.HeaderVersion)
 }
 
 // ctxError describes why ctx ended (or, if it has not, err).
@@ -477,17 +436,6 @@ func publishError(ctx context.Context, err error) error {
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
 	return err
-}
-
-// headerString reads a string header (RabbitMQ may hand back []byte).
-func headerString(h map[string]any, key string) string {
-	switch v := h[key].(type) {
-	case string:
-		return v
-	case []byte:
-		return string(v)
-	}
-	return ""
 }
 
 // Close stops the reply consumer, deletes the reply queue and fails the

@@ -35,7 +35,7 @@ func TestDirectReplyRoundTrip(t *testing.T) {
 		}
 		for i := 0; i < 3; i++ {
 			body := fmt.Sprintf(`{"i":%d}`, i)
-			rep, err := c.Call(testCtx(t), Request{Key: key, Pattern: "cmd:test", Body: []byte(body)})
+			rep, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:test", Body: []byte(body)})
 			if err != nil {
 				t.Fatalf("call %d: %v", i, err)
 			}
@@ -45,7 +45,7 @@ func TestDirectReplyRoundTrip(t *testing.T) {
 		}
 		spied := make(chan string, 1)
 		go func() {
-			rep, err := c.Call(testCtx(t), Request{Key: spyKey, Pattern: "cmd:spy", Body: []byte(`{}`)})
+			rep, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: spyKey, Pattern: "cmd:spy", Body: []byte(`{}`)})
 			if err != nil {
 				spied <- err.Error()
 				return
@@ -78,11 +78,11 @@ func TestDirectReplyConcurrentCallsDemuxed(t *testing.T) {
 func TestDirectReplyNoRoute(t *testing.T) {
 	eachBroker(t, func(t *testing.T, e *env) {
 		ctx := testCtx(t)
-		if err := DeclareActExchange(ctx, e.b); err != nil {
+		if err := declareActExchange(ctx, e.b); err != nil {
 			t.Fatal(err)
 		}
 		c := newClient(t, e.b, WithDirectReplyTo())
-		_, err := c.Call(ctx, Request{Key: "cmd:nobody." + wire.NewID(), Pattern: "cmd:nobody", Target: "ghost@1.0.0", Body: []byte(`{}`)})
+		_, err := c.Call(ctx, Request{Exchange: actExchange, Key: "cmd:nobody." + wire.NewID(), Pattern: "cmd:nobody", Target: "ghost@1.0.0", Body: []byte(`{}`)})
 		var ce *CallError
 		if !errors.Is(err, ErrNoRoute) || !errors.Is(err, bus.ErrUnroutable) || !errors.As(err, &ce) {
 			t.Fatalf("err = %v, want a *CallError wrapping ErrNoRoute", err)
@@ -93,7 +93,7 @@ func TestDirectReplyNoRoute(t *testing.T) {
 		// The DirectReply survives a return.
 		queue, key := service(t, e.b)
 		startServer(t, e.b, queue, echo)
-		if _, err := c.Call(ctx, Request{Key: key, Body: []byte(`1`)}); err != nil {
+		if _, err := c.Call(ctx, Request{Exchange: actExchange, Key: key, Body: []byte(`1`)}); err != nil {
 			t.Fatalf("call after a return: %v", err)
 		}
 	})
@@ -107,7 +107,7 @@ func TestDirectReplyDeadline(t *testing.T) {
 			return nil, ctx.Err()
 		})
 		c := newClient(t, e.b, WithDirectReplyTo(), WithTimeout(300*time.Millisecond))
-		_, err := c.Call(context.Background(), Request{Key: key, Pattern: "cmd:slow", Body: []byte(`{}`)})
+		_, err := c.Call(context.Background(), Request{Exchange: actExchange, Key: key, Pattern: "cmd:slow", Body: []byte(`{}`)})
 		var ce *CallError
 		if !errors.As(err, &ce) || !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %v, want a *CallError wrapping ErrTimeout", err)
@@ -115,7 +115,7 @@ func TestDirectReplyDeadline(t *testing.T) {
 		// The Client still works.
 		queue2, key2 := service(t, e.b)
 		startServer(t, e.b, queue2, echo)
-		if _, err := c.Call(testCtx(t), Request{Key: key2, Body: []byte(`2`)}); err != nil {
+		if _, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key2, Body: []byte(`2`)}); err != nil {
 			t.Fatalf("call after a timeout: %v", err)
 		}
 	})
@@ -133,7 +133,7 @@ func TestDirectReplyClientClose(t *testing.T) {
 		c := newClient(t, e.b, WithDirectReplyTo())
 		errc := make(chan error, 1)
 		go func() {
-			_, err := c.Call(testCtx(t), Request{Key: key, Pattern: "cmd:x", Body: []byte(`{}`)})
+			_, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:x", Body: []byte(`{}`)})
 			errc <- err
 		}()
 		recv(t, entered, "handler")
@@ -143,7 +143,7 @@ func TestDirectReplyClientClose(t *testing.T) {
 		if err := recv(t, errc, "call"); !errors.Is(err, ErrClosed) {
 			t.Fatalf("call = %v, want ErrClosed", err)
 		}
-		if _, err := c.Call(testCtx(t), Request{Key: key}); !errors.Is(err, ErrClosed) {
+		if _, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key}); !errors.Is(err, ErrClosed) {
 			t.Fatalf("call after close = %v", err)
 		}
 	})
@@ -158,7 +158,7 @@ func TestDirectReplyUnsupported(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	_, err = NewClient(plainBroker{m}, WithDirectReplyTo())
+	_, err = NewClient(context.Background(), plainBroker{m}, WithDirectReplyTo())
 	if !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("err = %v, want ErrInvalidConfig", err)
 	}
@@ -197,7 +197,7 @@ func TestDirectReplyConnectionLoss(t *testing.T) {
 	c := newClient(t, b, WithDirectReplyTo())
 	errc := make(chan error, 1)
 	go func() {
-		_, err := c.Call(ctx, Request{Key: key, Pattern: "cmd:lost", Body: []byte(`1`)})
+		_, err := c.Call(ctx, Request{Exchange: actExchange, Key: key, Pattern: "cmd:lost", Body: []byte(`1`)})
 		errc <- err
 	}()
 	recv(t, entered, "handler")
@@ -214,7 +214,7 @@ func TestDirectReplyConnectionLoss(t *testing.T) {
 	}
 	t.Logf("in-flight call failed %v after close_all_connections: %v", waited.Round(time.Millisecond), err)
 	// The next call waits for the reconnect and works.
-	rep, err := c.Call(ctx, Request{Key: key, Pattern: "cmd:after", Body: []byte(`2`)})
+	rep, err := c.Call(ctx, Request{Exchange: actExchange, Key: key, Pattern: "cmd:after", Body: []byte(`2`)})
 	if err != nil {
 		t.Fatalf("call after the reconnect: %v", err)
 	}

@@ -7,12 +7,15 @@
 // A Client declares one exclusive reply queue ("patbus.reply.<random>") and
 // consumes it for its whole life, with automatic acknowledgement (a reply
 // is at most once by nature: a lost one ends its call with a timeout). Each
-// Call publishes the request mandatory with publisher confirms, a fresh
-// correlation id, the reply queue as reply-to, the pattern as the message
-// type, the tx id inside traceparent, the deadline in the header
-// patbus-deadline and the time left before it as the message expiration
-// (WIRE.md: every header costs both ends and the broker, so there are as
-// few as that). It then waits for whichever comes
+// Call publishes the request to Request.Exchange with Request.Key (as in
+// bus and amqp091-go, "" is AMQP's default exchange, where the key is a
+// queue name; package services publishes acts on its topic exchange
+// patbus.act), mandatory, with publisher confirms, a fresh correlation id,
+// the reply queue as reply-to, the pattern as the message type, the tx id
+// inside traceparent, the deadline in the header patbus-deadline and the
+// time left before it as the message expiration (WIRE.md: every header
+// costs both ends and the broker, so there are as few as that). It then
+// waits for whichever comes
 // first: the reply, a return from the broker (no queue bound for the key:
 // ErrNoRoute at once, never a timeout), a nack, the deadline, or Close.
 // Replies whose correlation id nobody waits for any more are dropped.
@@ -33,11 +36,16 @@
 //
 // # Serving
 //
-// A Server consumes one queue (declared and bound by the caller) with a
-// prefetch that bounds the requests in flight, and runs the Handler on a
-// pool of that many goroutines, never on the broker's delivery goroutine.
-// The handler's context carries the tx id and the caller's deadline. The
-// reply is published first (to the default exchange, key = reply-to, not
+// A Server consumes one queue (declared and bound by the caller) on the
+// consumer engine that every patbus consumer runs (package patbus,
+// Handler and Middleware): a prefetch bounds the requests in flight, the
+// handlers run on a pool of that many goroutines, never on the broker's
+// delivery goroutine, each request is read once into a patbus.Message
+// (ServerRequest), panics are recovered, and the middleware given with
+// WithMiddleware runs around the handler. The handler's context carries
+// the tx id and the caller's deadline; it answers by returning the reply
+// body (HandlerFunc) or setting the message's Reply. The reply is
+// published first (to the default exchange, key = reply-to, not
 // mandatory) and only then the request acked: an instance that dies
 // mid-request leaves the request to another instance. Reply and ack go out
 // in order on the request's own channel, which the Server consumes on the
@@ -52,8 +60,9 @@
 //
 // Errors travel as data: a handler's error becomes an Error object in the
 // reply body (code, message, details, service, version, tx, pattern) with
-// the header patbus-status "error", and Call returns it as a *Error, so
-// errors.As finds it. Panics become code "panic". Failures without a remote
+// the header patbus-status "error", and Call returns it as a *Error
+// (patbus.Error), so errors.As finds it and patbus.Code reads its code.
+// Panics become code "panic". Failures without a remote
 // answer are *CallError values naming the pattern, the target and how long
 // the caller waited, wrapping ErrNoRoute, ErrTimeout, ErrClosed or a bus
 // error.
@@ -61,8 +70,8 @@
 // # Lifecycle
 //
 // Server.Shutdown stops intake and waits for in-flight requests (reply, then
-// ack); Server.Close stops at once and gives unanswered requests back to the
-// queue. Client.Close fails the calls still waiting with ErrClosed. Neither
+// ack); if its context ends first, it cancels the handlers and gives their
+// requests back to the queue. Server.Close does that at once. Client.Close fails the calls still waiting with ErrClosed. Neither
 // closes the broker.
 //
 // The wire format, for producers in other languages, is in WIRE.md at the

@@ -63,12 +63,12 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// service declares a durable queue bound on ActExchange with a fresh key,
+// service declares a durable queue bound on actExchange with a fresh key,
 // deleted at cleanup. It returns the queue and the routing key.
 func service(t *testing.T, b bus.Broker) (queue, key string) {
 	t.Helper()
 	ctx := testCtx(t)
-	if err := DeclareActExchange(ctx, b); err != nil {
+	if err := declareActExchange(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	id := wire.NewID()[:12]
@@ -82,7 +82,7 @@ func service(t *testing.T, b bus.Broker) (queue, key string) {
 		defer cancel()
 		_ = b.DeleteQueue(ctx, queue)
 	})
-	if err := b.Bind(ctx, bus.Binding{Exchange: ActExchange, Queue: queue, Key: key}); err != nil {
+	if err := b.Bind(ctx, bus.Binding{Exchange: actExchange, Queue: queue, Key: key}); err != nil {
 		t.Fatal(err)
 	}
 	return queue, key
@@ -90,7 +90,7 @@ func service(t *testing.T, b bus.Broker) (queue, key string) {
 
 func newClient(t *testing.T, b bus.Broker, opts ...Option) *Client {
 	t.Helper()
-	c, err := NewClientContext(testCtx(t), b, opts...)
+	c, err := NewClient(testCtx(t), b, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,4 +169,12 @@ func (l *logCapture) seen(sub string) <-chan struct{} {
 	}
 	l.waiters[sub] = ch
 	return ch
+}
+
+// actExchange is the topic exchange the tests' services are bound on, as
+// package services binds its act queues.
+const actExchange = "patbus.act"
+
+func declareActExchange(ctx context.Context, b bus.Broker) error {
+	return b.DeclareExchange(ctx, bus.Exchange{Name: actExchange, Kind: bus.Topic, Durable: true})
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/patbus/patbus"
 	"github.com/patbus/patbus/bus"
 	"github.com/patbus/patbus/internal/logx"
 )
@@ -39,6 +40,7 @@ type config struct {
 	confirmTimeout time.Duration
 	directReply    bool
 	confirmReplies bool
+	middleware     []patbus.Middleware
 }
 
 func defaults() config {
@@ -146,3 +148,10 @@ func WithDirectReplyTo() Option { return func(c *config) { c.directReply = true 
 // less per request (see the package benchmarks). Clients ignore this
 // option.
 func WithConfirmedReplies() Option { return func(c *config) { c.confirmReplies = true } }
+
+// WithMiddleware adds middleware to the Server's handler chain, the first
+// outermost, inside the engine's own panic recovery, expiry and logging
+// (package patbus, Middleware). Clients ignore it.
+func WithMiddleware(mw ...patbus.Middleware) Option {
+	return func(c *config) { c.middleware = append(c.middleware, mw...) }
+}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patbus/patbus"
 	"github.com/patbus/patbus/bus"
 	"github.com/patbus/patbus/internal/wire"
 )
@@ -35,7 +36,7 @@ func TestRoundTrip(t *testing.T) {
 		ctx, cancel := context.WithTimeout(wire.WithTx(context.Background(), "0123456789abcdef0123456789abcdef"), testWait)
 		defer cancel()
 		want, _ := ctx.Deadline()
-		rep, err := c.Call(ctx, Request{Key: key, Pattern: "cmd:test", Target: "user@1.2.3",
+		rep, err := c.Call(ctx, Request{Exchange: actExchange, Key: key, Pattern: "cmd:test", Target: "user@1.2.3",
 			Body: []byte(`{"n":1}`), Headers: map[string]any{"x-extra": "yes"}})
 		if err != nil {
 			t.Fatalf("call: %v", err)
@@ -50,8 +51,8 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("a successful reply carries headers %v, want none", rep.Headers)
 		}
 		s := recv(t, got, "handler")
-		if s.req.Pattern != "cmd:test" || s.req.Key != key {
-			t.Errorf("pattern %q key %q", s.req.Pattern, s.req.Key)
+		if s.req.Pattern != "cmd:test" || s.req.RoutingKey != key {
+			t.Errorf("pattern %q key %q", s.req.Pattern, s.req.RoutingKey)
 		}
 		if s.tx != "0123456789abcdef0123456789abcdef" || s.req.Tx != s.tx {
 			t.Errorf("tx = %q / %q", s.tx, s.req.Tx)
@@ -62,10 +63,10 @@ func TestRoundTrip(t *testing.T) {
 		if !s.req.Deadline.Equal(s.deadline) {
 			t.Errorf("request deadline %v != ctx deadline %v", s.req.Deadline, s.deadline)
 		}
-		if headerString(s.req.Headers, "x-extra") != "yes" {
+		if wire.String(s.req.Headers, "x-extra") != "yes" {
 			t.Errorf("extra header lost: %v", s.req.Headers)
 		}
-		if tp := headerString(s.req.Headers, wire.HeaderTraceparent); !strings.Contains(tp, s.tx) {
+		if tp := wire.String(s.req.Headers, wire.HeaderTraceparent); !strings.Contains(tp, s.tx) {
 			t.Errorf("traceparent %q does not carry the tx", tp)
 		}
 		if _, ok := s.req.Headers[wire.HeaderTx]; ok {
@@ -99,7 +100,7 @@ func checkDemuxed(t *testing.T, e *env, opts ...Option) {
 		go func(i int) {
 			defer wg.Done()
 			body := fmt.Sprintf(`{"i":%d}`, i)
-			rep, err := c.Call(testCtx(t), Request{Key: key, Pattern: "cmd:test", Body: []byte(body)})
+			rep, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:test", Body: []byte(body)})
 			if err != nil {
 				errs <- err
 				return
@@ -122,13 +123,13 @@ func checkDemuxed(t *testing.T, e *env, opts ...Option) {
 func TestNoRouteFailsFast(t *testing.T) {
 	eachBroker(t, func(t *testing.T, e *env) {
 		ctx := testCtx(t)
-		if err := DeclareActExchange(ctx, e.b); err != nil {
+		if err := declareActExchange(ctx, e.b); err != nil {
 			t.Fatal(err)
 		}
 		c := newClient(t, e.b)
 		// The deadline is far away: only a no-route error can end the call
 		// before the test's own bound.
-		_, err := c.Call(ctx, Request{Key: "cmd:nobody." + wire.NewID(), Pattern: "cmd:nobody", Target: "ghost@1.0.0", Body: []byte(`{}`)})
+		_, err := c.Call(ctx, Request{Exchange: actExchange, Key: "cmd:nobody." + wire.NewID(), Pattern: "cmd:nobody", Target: "ghost@1.0.0", Body: []byte(`{}`)})
 		if !errors.Is(err, ErrNoRoute) {
 			t.Fatalf("err = %v, want ErrNoRoute", err)
 		}
@@ -168,7 +169,7 @@ func TestDeadlineEndToEnd(t *testing.T) {
 		})
 		c := newClient(t, e.b, WithTimeout(300*time.Millisecond))
 		start := time.Now()
-		_, err := c.Call(context.Background(), Request{Key: key, Pattern: "cmd:slow", Target: "slow@2.0.0", Body: []byte(`{}`)})
+		_, err := c.Call(context.Background(), Request{Exchange: actExchange, Key: key, Pattern: "cmd:slow", Target: "slow@2.0.0", Body: []byte(`{}`)})
 		if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %v, want ErrTimeout", err)
 		}
@@ -209,7 +210,7 @@ func TestRemoteError(t *testing.T) {
 		c := newClient(t, e.b)
 		ctx := wire.WithTx(testCtx(t), "feedfacefeedfacefeedfacefeedface")
 
-		_, err := c.Call(ctx, Request{Key: key, Pattern: "cmd:get", Body: []byte(`"typed"`)})
+		_, err := c.Call(ctx, Request{Exchange: actExchange, Key: key, Pattern: "cmd:get", Body: []byte(`"typed"`)})
 		var re *Error
 		if !errors.As(err, &re) {
 			t.Fatalf("err = %v (%T), want *Error", err, err)
@@ -227,11 +228,11 @@ func TestRemoteError(t *testing.T) {
 			t.Errorf("message = %q", err.Error())
 		}
 
-		_, err = c.Call(ctx, Request{Key: key, Pattern: "cmd:get", Body: []byte(`"wrapped"`)})
+		_, err = c.Call(ctx, Request{Exchange: actExchange, Key: key, Pattern: "cmd:get", Body: []byte(`"wrapped"`)})
 		if !errors.As(err, &re) || re.Code != "invalid" || re.Message != "bad uid" {
 			t.Errorf("wrapped: %v", err)
 		}
-		_, err = c.Call(ctx, Request{Key: key, Pattern: "cmd:get", Body: []byte(`"plain"`)})
+		_, err = c.Call(ctx, Request{Exchange: actExchange, Key: key, Pattern: "cmd:get", Body: []byte(`"plain"`)})
 		if !errors.As(err, &re) || re.Code != CodeInternal || re.Message != "disk on fire" {
 			t.Errorf("plain: %v", err)
 		}
@@ -250,12 +251,12 @@ func TestPanicBecomesError(t *testing.T) {
 		}, WithPrefetch(1), WithLogger(logs.logger()))
 		c := newClient(t, e.b)
 		for i := 0; i < 3; i++ {
-			_, err := c.Call(testCtx(t), Request{Key: key, Pattern: "cmd:boom", Body: []byte(`"boom"`)})
+			_, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:boom", Body: []byte(`"boom"`)})
 			var re *Error
 			if !errors.As(err, &re) || re.Code != CodePanic || !strings.Contains(re.Message, "kaboom") {
 				t.Fatalf("err = %v", err)
 			}
-			rep, err := c.Call(testCtx(t), Request{Key: key, Pattern: "cmd:ok", Body: []byte(`"fine"`)})
+			rep, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:ok", Body: []byte(`"fine"`)})
 			if err != nil || string(rep.Body) != `"fine"` {
 				t.Fatalf("after panic: %v %v", rep, err)
 			}
@@ -285,7 +286,7 @@ func TestLateReplyDropped(t *testing.T) {
 		ctx, cancel := context.WithCancel(testCtx(t))
 		errc := make(chan error, 1)
 		go func() {
-			_, err := c.Call(ctx, Request{Key: key, Pattern: "cmd:late", Body: []byte(`"late"`)})
+			_, err := c.Call(ctx, Request{Exchange: actExchange, Key: key, Pattern: "cmd:late", Body: []byte(`"late"`)})
 			errc <- err
 		}()
 		recv(t, entered, "handler")
@@ -299,7 +300,7 @@ func TestLateReplyDropped(t *testing.T) {
 		// Later calls read the late reply and drop it.
 		until := time.Now().Add(testWait)
 		for {
-			rep, err := c.Call(testCtx(t), Request{Key: key, Pattern: "cmd:next", Body: []byte(`"next"`)})
+			rep, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:next", Body: []byte(`"next"`)})
 			if err != nil || string(rep.Body) != `"next"` {
 				t.Fatalf("next call: %v %v", rep, err)
 			}
@@ -346,7 +347,7 @@ func TestPrefetchBoundsConcurrency(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := c.Call(testCtx(t), Request{Key: key, Pattern: "cmd:slow", Body: []byte(`{}`)})
+				_, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:slow", Body: []byte(`{}`)})
 				errs <- err
 			}()
 		}
@@ -387,7 +388,7 @@ func TestShutdownWaitsForInFlight(t *testing.T) {
 		}
 		callDone := make(chan result, 1)
 		go func() {
-			rep, err := c.Call(testCtx(t), Request{Key: key, Pattern: "cmd:work", Body: []byte(`{}`)})
+			rep, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:work", Body: []byte(`{}`)})
 			callDone <- result{rep, err}
 		}()
 		recv(t, entered, "handler")
@@ -424,7 +425,7 @@ func TestShutdownTimesOut(t *testing.T) {
 		c := newClient(t, e.b)
 		callDone := make(chan error, 1)
 		go func() {
-			_, err := c.Call(testCtx(t), Request{Key: key, Pattern: "cmd:work", Body: []byte(`{}`)})
+			_, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:work", Body: []byte(`{}`)})
 			callDone <- err
 		}()
 		recv(t, entered, "handler")
@@ -472,7 +473,7 @@ func TestRedeliveredToAnotherInstance(t *testing.T) {
 		}
 		callDone := make(chan result, 1)
 		go func() {
-			rep, err := c.Call(testCtx(t), Request{Key: key, Pattern: "cmd:get", Body: []byte(`{}`)})
+			rep, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:get", Body: []byte(`{}`)})
 			callDone <- result{rep, err}
 		}()
 		recv(t, entered, "first instance")
@@ -512,7 +513,7 @@ func TestExpiredRequestNotRun(t *testing.T) {
 		}, WithLogger(logs.logger()))
 		late := logs.seen("after its deadline")
 		// A producer without expiration whose deadline has passed.
-		err := bus.PublishAndWait(testCtx(t), e.b, ActExchange, key, bus.Message{
+		err := bus.PublishAndWait(testCtx(t), e.b, actExchange, key, bus.Message{
 			Headers:     map[string]any{wire.HeaderDeadline: time.Now().Add(-time.Second).UnixMilli()},
 			ContentType: wire.ContentTypeJSON, ReplyTo: "nowhere", CorrelationID: "x", Body: []byte(`{}`),
 		})
@@ -522,7 +523,7 @@ func TestExpiredRequestNotRun(t *testing.T) {
 		recv(t, late, "late request log")
 		// The server still serves, and the late one never ran.
 		c := newClient(t, e.b)
-		if _, err := c.Call(testCtx(t), Request{Key: key, Body: []byte(`{}`)}); err != nil {
+		if _, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Body: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
 		}
 		if n := runs.Load(); n != 1 {
@@ -543,7 +544,7 @@ func TestClientClose(t *testing.T) {
 		c := newClient(t, e.b)
 		errc := make(chan error, 1)
 		go func() {
-			_, err := c.Call(testCtx(t), Request{Key: key, Pattern: "cmd:x", Body: []byte(`{}`)})
+			_, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:x", Body: []byte(`{}`)})
 			errc <- err
 		}()
 		recv(t, entered, "handler")
@@ -553,7 +554,7 @@ func TestClientClose(t *testing.T) {
 		if err := recv(t, errc, "call"); !errors.Is(err, ErrClosed) {
 			t.Fatalf("call = %v, want ErrClosed", err)
 		}
-		if _, err := c.Call(testCtx(t), Request{Key: key}); !errors.Is(err, ErrClosed) {
+		if _, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key}); !errors.Is(err, ErrClosed) {
 			t.Fatalf("call after close = %v", err)
 		}
 		if err := c.Close(); err != nil {
@@ -569,12 +570,12 @@ func TestTooLarge(t *testing.T) {
 			return []byte(`"` + strings.Repeat("x", 64) + `"`), nil
 		}, WithMaxMessageSize(32))
 		c := newClient(t, e.b, WithMaxMessageSize(16))
-		_, err := c.Call(testCtx(t), Request{Key: key, Pattern: "cmd:big", Body: []byte(`"` + strings.Repeat("y", 20) + `"`)})
+		_, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:big", Body: []byte(`"` + strings.Repeat("y", 20) + `"`)})
 		var ce *CallError
 		if !errors.Is(err, bus.ErrTooLarge) || !errors.As(err, &ce) {
 			t.Fatalf("err = %v", err)
 		}
-		_, err = c.Call(testCtx(t), Request{Key: key, Pattern: "cmd:big", Body: []byte(`{}`)})
+		_, err = c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:big", Body: []byte(`{}`)})
 		var re *Error
 		if !errors.As(err, &re) || re.Code != CodeTooLarge {
 			t.Fatalf("big reply: %v", err)
@@ -592,7 +593,7 @@ func TestDefaultExchange(t *testing.T) {
 		t.Cleanup(func() { _ = e.b.DeleteQueue(context.Background(), queue) })
 		startServer(t, e.b, queue, echo)
 		c := newClient(t, e.b)
-		rep, err := c.Call(ctx, Request{Exchange: DefaultExchange, Key: queue, Body: []byte(`{"a":1}`)})
+		rep, err := c.Call(ctx, Request{Key: queue, Body: []byte(`{"a":1}`)})
 		if err != nil || string(rep.Body) != `{"a":1}` {
 			t.Fatalf("%v %v", rep, err)
 		}
@@ -624,7 +625,7 @@ func TestBadReply(t *testing.T) {
 			served <- err
 		}()
 		c := newClient(t, e.b)
-		_, err = c.Call(testCtx(t), Request{Key: key, Pattern: "cmd:bad", Body: []byte(`{}`)})
+		_, err = c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:bad", Body: []byte(`{}`)})
 		if !errors.Is(err, ErrBadReply) {
 			t.Fatalf("err = %v", err)
 		}
@@ -644,8 +645,8 @@ func TestInvalidConfig(t *testing.T) {
 		name string
 		err  func() error
 	}{
-		{"nil broker client", func() error { _, err := NewClient(nil); return err }},
-		{"zero timeout", func() error { _, err := NewClient(m, WithTimeout(0)); return err }},
+		{"nil broker client", func() error { _, err := NewClient(context.Background(), nil); return err }},
+		{"zero timeout", func() error { _, err := NewClient(context.Background(), m, WithTimeout(0)); return err }},
 		{"nil broker server", func() error { _, err := NewServer(nil, "q", HandlerFunc(echo)); return err }},
 		{"empty queue", func() error { _, err := NewServer(m, "", HandlerFunc(echo)); return err }},
 		{"nil handler", func() error { _, err := NewServer(m, "q", nil); return err }},
@@ -678,7 +679,7 @@ func TestErrorWireForm(t *testing.T) {
 	if !errors.Is(&Error{Code: CodeCanceled}, context.Canceled) || errors.Is(&Error{Code: "x"}, ErrTimeout) {
 		t.Error("code mapping wrong")
 	}
-	if got := toError(fmt.Errorf("wrap: %w", context.DeadlineExceeded)); got.Code != CodeTimeout {
+	if got := patbus.AsError(fmt.Errorf("wrap: %w", context.DeadlineExceeded)); got.Code != CodeTimeout {
 		t.Errorf("deadline error code = %q", got.Code)
 	}
 }
@@ -720,14 +721,14 @@ func TestWireFallbacks(t *testing.T) {
 		long := "cmd:x,name:" + strings.Repeat("n", 300)
 		ctx, cancel := context.WithTimeout(wire.WithTx(context.Background(), "order-42"), testWait)
 		defer cancel()
-		if _, err := c.Call(ctx, Request{Key: key, Pattern: long, Body: []byte(`{}`)}); err != nil {
+		if _, err := c.Call(ctx, Request{Exchange: actExchange, Key: key, Pattern: long, Body: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
 		}
 		req := recv(t, got, "handler")
 		if req.Pattern != long || req.Tx != "order-42" {
 			t.Errorf("pattern %.20q… tx %q, want the long pattern and order-42", req.Pattern, req.Tx)
 		}
-		if headerString(req.Headers, wire.HeaderTx) != "order-42" {
+		if wire.String(req.Headers, wire.HeaderTx) != "order-42" {
 			t.Errorf("a tx id that is no trace id must travel in %s: %v", wire.HeaderTx, req.Headers)
 		}
 
@@ -744,7 +745,7 @@ func TestWireFallbacks(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer sub.Cancel(context.Background())
-		if err := bus.PublishAndWait(ctx2, e.b, ActExchange, key, bus.Message{
+		if err := bus.PublishAndWait(ctx2, e.b, actExchange, key, bus.Message{
 			CorrelationID: "c1", ReplyTo: replyQ, ContentType: wire.ContentTypeJSON, Body: []byte(`{}`),
 			Headers: map[string]any{wire.HeaderPattern: "cmd:old", wire.HeaderTx: tx,
 				wire.HeaderDeadline: wire.DeadlineValue(time.Now().Add(testWait))},
@@ -797,7 +798,7 @@ func TestFailedReplyGivesRequestBack(t *testing.T) {
 		// acked when the deadline passes while it is answered.
 		dropped := logs.seen("after its deadline")
 		acked := logs.seen("before the caller's deadline")
-		err := bus.PublishAndWait(ctx, e.b, ActExchange, key, bus.Message{
+		err := bus.PublishAndWait(ctx, e.b, actExchange, key, bus.Message{
 			Headers:     map[string]any{wire.HeaderDeadline: time.Now().Add(time.Second).UnixMilli()},
 			ContentType: wire.ContentTypeJSON, ReplyTo: full, CorrelationID: "x", Body: []byte(`{}`),
 		})
@@ -830,13 +831,13 @@ func TestForwardedHeadersAndOddNames(t *testing.T) {
 		tx := wire.NewID()
 		ctx, cancel := context.WithTimeout(wire.WithTx(context.Background(), tx), testWait)
 		defer cancel()
-		rep, err := c.Call(ctx, Request{Key: key, Pattern: "cmd:new", Body: []byte(`{}`),
+		rep, err := c.Call(ctx, Request{Exchange: actExchange, Key: key, Pattern: "cmd:new", Body: []byte(`{}`),
 			Headers: map[string]any{wire.HeaderPattern: "cmd:old", wire.HeaderTx: "upstream", "x-keep": "yes"}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		req := recv(t, got, "handler")
-		if req.Pattern != "cmd:new" || req.Tx != tx || headerString(req.Headers, "x-keep") != "yes" {
+		if req.Pattern != "cmd:new" || req.Tx != tx || wire.String(req.Headers, "x-keep") != "yes" {
 			t.Errorf("pattern %q tx %q headers %v, want cmd:new, %s and x-keep", req.Pattern, req.Tx, req.Headers, tx)
 		}
 		if rep.Service != "team@acme" || rep.Version != "2.0.0" {

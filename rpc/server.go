@@ -5,66 +5,54 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/patbus/patbus"
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/engine"
 	"github.com/patbus/patbus/internal/wire"
 )
 
-// ServerRequest is a request as a handler sees it.
-type ServerRequest struct {
-	// Pattern is the header patbus-pattern ("" if absent).
-	Pattern string
-	// Body is the request body, JSON.
-	Body []byte
-	// Headers are the request's application headers.
-	Headers map[string]any
-	// Tx is the tx id (header patbus-tx); the handler's context carries it
-	// too (wire.Tx). A fresh one when the request had none.
-	Tx string
-	// Deadline is the caller's deadline (header patbus-deadline), zero if
-	// none; the handler's context carries it too.
-	Deadline time.Time
-	// Redelivered is true when the broker delivered the request before
-	// (another instance may have handled it already).
-	Redelivered bool
-	// CorrelationID and Key (the routing key) as the request arrived.
-	CorrelationID string
-	Key           string
-}
+// ServerRequest is a request as a handler sees it: the patbus.Message of
+// kind act, with its pattern, tx, deadline, body and headers read once by
+// the engine. A handler answers by returning the reply body (HandlerFunc)
+// or by setting Reply.
+type ServerRequest = patbus.Message
 
-// Handler answers requests. ServeRPC returns the reply body (JSON) or an
-// error; return a *Error to choose the code, message and details the caller
-// sees. Other errors become code "internal" with the error's text, errors
-// wrapping context.DeadlineExceeded code "timeout"; a panic is recovered,
-// logged and answered with code "panic".
+// Handler answers requests: the engine's patbus.Handler. Its Handle sets
+// the request's Reply to the reply body (JSON) and returns nil, or returns
+// an error: a *patbus.Error chooses the code, message and details the
+// caller sees; other errors get the code patbus.Code gives them ("internal"
+// for errors it does not know, "timeout" for errors wrapping
+// context.DeadlineExceeded); a panic is recovered, logged and answered with
+// code "panic".
 //
-// ServeRPC runs on a goroutine of the Server's pool, never on the broker's
+// Handle runs on a goroutine of the Server's pool, never on the broker's
 // delivery goroutine; up to the prefetch of them run at once. Its context
-// carries the tx id (wire.Tx) and the caller's deadline, and is canceled
+// carries the tx id (patbus.Tx) and the caller's deadline, and is canceled
 // when the Server is closed.
-type Handler interface {
-	ServeRPC(ctx context.Context, req *ServerRequest) ([]byte, error)
-}
+type Handler = patbus.Handler
 
-// HandlerFunc adapts a function to Handler.
+// HandlerFunc adapts a function that returns the reply body to Handler.
 type HandlerFunc func(ctx context.Context, req *ServerRequest) ([]byte, error)
 
-// ServeRPC calls f.
-func (f HandlerFunc) ServeRPC(ctx context.Context, req *ServerRequest) ([]byte, error) {
-	return f(ctx, req)
+// Handle calls f and sets the request's Reply to what it returned.
+func (f HandlerFunc) Handle(ctx context.Context, req *ServerRequest) error {
+	reply, err := f(ctx, req)
+	req.Reply = reply
+	return err
 }
 
 // Server consumes one queue and answers its requests. Every instance of a
 // service version consumes the same queue; the broker hands each request to
 // one of them.
 //
-// For each request it runs the handler, publishes the reply to the default
+// It runs the engine (package doc): for each request the handler runs
+// through the middleware, then the reply is published to the default
 // exchange with the request's reply-to as key and its correlation id, and
-// only then acks the request (bus.Reply): if the instance dies before it
+// only then the request acked (bus.Reply): if the instance dies before it
 // replied, the broker delivers the request again, to another instance. By
 // default reply and ack go out in that order on the request's own channel;
 // WithConfirmedReplies waits for the broker's confirm of the reply instead,
@@ -82,15 +70,11 @@ type Server struct {
 	cfg   config
 	appID string // the replies' app-id: service@version
 
-	mu       sync.Mutex
-	started  bool
-	stopped  bool
-	sub      bus.Subscription
-	base     context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	lostOnce sync.Once
-	done     chan struct{} // closed once every worker has returned
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	c       *engine.Consumer
+	done    chan struct{} // closed once the consumer's handlers have returned
 }
 
 // NewServer returns a Server for queue, which the caller declares and binds.
@@ -115,7 +99,7 @@ func NewServer(b bus.Broker, queue string, h Handler, opts ...Option) (*Server, 
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(problems...))
 	}
 	s := &Server{b: b, queue: queue, h: h, cfg: cfg, appID: wire.AppID(cfg.service, cfg.version), done: make(chan struct{})}
-	if len(s.appID) > maxTypeLen || strings.Contains(cfg.service, "@") {
+	if len(s.appID) > bus.MaxNameLen || strings.Contains(cfg.service, "@") {
 		// Too long for the property, or not to be split back at its
 		// last "@": named in headers instead.
 		s.appID = ""
@@ -140,20 +124,24 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.started {
 		return fmt.Errorf("rpc: server for queue %s already started", s.queue)
 	}
-	sub, err := s.b.Consume(ctx, s.queue, bus.ConsumeOptions{Prefetch: s.cfg.prefetch, Replies: !s.cfg.confirmReplies})
+	c, err := engine.Start(ctx, s.b, engine.Config{
+		Kind:       patbus.KindAct,
+		Queue:      s.queue,
+		Consume:    bus.ConsumeOptions{Replies: !s.cfg.confirmReplies},
+		Prefetch:   s.cfg.prefetch,
+		Handler:    patbus.HandlerFunc(s.serve),
+		Middleware: s.cfg.middleware,
+		Settle:     s.settle,
+		Expire:     true,
+		Logger:     s.cfg.logger,
+		Name:       "rpc server",
+	})
 	if err != nil {
 		return fmt.Errorf("rpc: consume %s: %w", s.queue, err)
 	}
-	s.started = true
-	s.sub = sub
-	s.base, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	deliveries := sub.Deliveries()
-	s.wg.Add(s.cfg.prefetch)
-	for i := 0; i < s.cfg.prefetch; i++ {
-		go s.work(deliveries)
-	}
+	s.started, s.c = true, c
 	go func() {
-		s.wg.Wait()
+		<-c.Done()
 		close(s.done)
 	}()
 	return nil
@@ -171,137 +159,68 @@ func (s *Server) Done() <-chan struct{} { return s.done }
 func (s *Server) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.started || s.stopped {
+	if !s.started {
 		return nil
 	}
-	return s.sub.Err()
+	return s.c.Err()
 }
 
-func (s *Server) work(deliveries <-chan *bus.Delivery) {
-	defer s.wg.Done()
-	for {
-		d, ok := <-deliveries
-		if !ok {
-			if err := s.sub.Err(); err != nil {
-				s.lostOnce.Do(func() {
-					s.cfg.logger.Error("rpc: server consumer ended", "queue", s.queue, "err", err)
-				})
-			}
-			return
-		}
-		s.handle(d)
+// serve is the innermost handler: the size check, then the program's
+// handler.
+func (s *Server) serve(ctx context.Context, m *patbus.Message) error {
+	if len(m.Body) > s.cfg.maxMessageSize {
+		return &Error{Code: CodeTooLarge, Message: fmt.Sprintf(
+			"request body of %d bytes exceeds the maximum of %d", len(m.Body), s.cfg.maxMessageSize)}
 	}
+	return s.h.Handle(ctx, m)
 }
 
-// handle runs one request: handler, reply, ack.
-func (s *Server) handle(d *bus.Delivery) {
+// settle answers the request and acks it, or gives it back.
+func (s *Server) settle(ctx context.Context, d *bus.Delivery, m *patbus.Message, herr error) {
 	log := s.cfg.logger
-	if s.base.Err() != nil {
-		// Closing: a request received now (one another handler gave
-		// back, say) goes back unread, for another instance.
-		if err := d.Nack(true); err != nil {
-			log.Debug("rpc: requeue after close", "queue", s.queue, "err", err)
-		}
+	switch {
+	case errors.Is(herr, patbus.ErrExpired):
+		log.Warn("rpc: request arrived after its deadline, dropped",
+			"queue", s.queue, "pattern", m.Pattern, "tx", m.Tx, "late", time.Since(m.Deadline).String())
+		s.ack(d, true, m)
 		return
-	}
-	req := &ServerRequest{
-		Pattern:       d.Type,
-		Body:          d.Body,
-		Headers:       d.Headers,
-		Tx:            headerString(d.Headers, wire.HeaderTx),
-		Redelivered:   d.Redelivered,
-		CorrelationID: d.CorrelationID,
-		Key:           d.RoutingKey,
-	}
-	if p := headerString(d.Headers, wire.HeaderPattern); p != "" {
-		req.Pattern = p // too long for the type, or an older client
-	}
-	if req.Tx == "" {
-		req.Tx = wire.TxFromTraceparent(headerString(d.Headers, wire.HeaderTraceparent))
-	}
-	if req.Tx == "" {
-		req.Tx = wire.NewID()
-	}
-	if dl, ok := wire.ParseDeadline(d.Headers[wire.HeaderDeadline]); ok {
-		req.Deadline = dl
-		if !time.Now().Before(dl) {
-			log.Warn("rpc: request arrived after its deadline, dropped",
-				"queue", s.queue, "pattern", req.Pattern, "tx", req.Tx,
-				"late", time.Since(dl).String())
-			s.settle(d, true, req)
-			return
-		}
-	}
-
-	// One context for the handler and the reply: it carries the caller's
-	// deadline, past which nobody waits for either.
-	ctx := wire.WithTx(s.base, req.Tx)
-	if !req.Deadline.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
-		defer cancel()
-	}
-	var (
-		result []byte
-		herr   error
-	)
-	if len(d.Body) > s.cfg.maxMessageSize {
-		herr = &Error{Code: CodeTooLarge, Message: fmt.Sprintf(
-			"request body of %d bytes exceeds the maximum of %d", len(d.Body), s.cfg.maxMessageSize)}
-	} else {
-		result, herr = s.serve(ctx, req)
-	}
-	if s.base.Err() != nil {
+	case engine.Closing(ctx):
 		// Closed under the handler: give the request back for another
 		// instance rather than answer "canceled".
 		if err := d.Nack(true); err != nil {
 			log.Debug("rpc: requeue after close", "queue", s.queue, "err", err)
 		}
 		return
-	}
-	if d.ReplyTo == "" {
+	case d.ReplyTo == "":
 		if herr != nil {
 			log.Warn("rpc: request without reply-to failed", "queue", s.queue,
-				"pattern", req.Pattern, "tx", req.Tx, "err", herr)
+				"pattern", m.Pattern, "tx", m.Tx, "err", herr)
 		}
-		s.settle(d, true, req)
+		s.ack(d, true, m)
 		return
 	}
-	s.reply(ctx, d, req, s.replyMessage(d, req, result, herr))
-}
-
-// serve calls the handler, turning a panic into an error.
-func (s *Server) serve(ctx context.Context, req *ServerRequest) (result []byte, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			s.cfg.logger.Error("rpc: handler panicked", "queue", s.queue,
-				"pattern", req.Pattern, "tx", req.Tx, "panic", fmt.Sprint(v),
-				"stack", string(debug.Stack()))
-			result, err = nil, &Error{Code: CodePanic, Message: fmt.Sprintf("handler panicked: %v", v)}
-		}
-	}()
-	return s.h.ServeRPC(ctx, req)
+	s.reply(ctx, d, m, s.replyMessage(d, m, herr))
 }
 
 // replyMessage builds the reply: the result, or the error object.
-func (s *Server) replyMessage(d *bus.Delivery, req *ServerRequest, result []byte, herr error) bus.Message {
-	if herr == nil && len(result) > s.cfg.maxMessageSize {
+func (s *Server) replyMessage(d *bus.Delivery, m *patbus.Message, herr error) bus.Message {
+	body := m.Reply
+	if herr == nil && len(body) > s.cfg.maxMessageSize {
 		herr = &Error{Code: CodeTooLarge, Message: fmt.Sprintf(
-			"reply body of %d bytes exceeds the maximum of %d", len(result), s.cfg.maxMessageSize)}
+			"reply body of %d bytes exceeds the maximum of %d", len(body), s.cfg.maxMessageSize)}
 	}
 	status := wire.StatusOK
-	body := result
 	if herr != nil {
 		status = wire.StatusError
-		e := toError(herr)
+		e := patbus.AsError(herr)
 		if e.Service == "" {
 			e.Service, e.Version = s.cfg.service, s.cfg.version
 		}
 		if e.Tx == "" {
-			e.Tx = req.Tx
+			e.Tx = m.Tx
 		}
 		if e.Pattern == "" {
-			e.Pattern = req.Pattern
+			e.Pattern = m.Pattern
 		}
 		b, err := json.Marshal(e)
 		if err != nil {
@@ -310,8 +229,8 @@ func (s *Server) replyMessage(d *bus.Delivery, req *ServerRequest, result []byte
 			b, _ = json.Marshal(e)
 		}
 		body = b
-		s.cfg.logger.Debug("rpc: handler failed", "queue", s.queue, "pattern", req.Pattern,
-			"tx", req.Tx, "code", e.Code, "err", herr)
+		s.cfg.logger.Debug("rpc: handler failed", "queue", s.queue, "pattern", m.Pattern,
+			"tx", m.Tx, "code", e.Code, "err", herr)
 	} else if len(body) == 0 {
 		body = []byte("null")
 	}
@@ -341,17 +260,17 @@ func (s *Server) replyMessage(d *bus.Delivery, req *ServerRequest, result []byte
 // still waits for it (ctx ends at the caller's deadline). When the reply
 // surely failed while the caller still waits, the request goes back to
 // the queue, for another instance to answer; otherwise it is acked.
-func (s *Server) reply(ctx context.Context, d *bus.Delivery, req *ServerRequest, msg bus.Message) {
-	if req.Deadline.IsZero() || time.Until(req.Deadline) > s.cfg.confirmTimeout {
+func (s *Server) reply(ctx context.Context, d *bus.Delivery, m *patbus.Message, msg bus.Message) {
+	if m.Deadline.IsZero() || time.Until(m.Deadline) > s.cfg.confirmTimeout {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.confirmTimeout)
 		defer cancel()
 	}
-	if ctx.Err() != nil && s.base.Err() == nil {
+	if ctx.Err() != nil && !engine.Closing(ctx) {
 		// The handler ran to the deadline by this host's clock; the
 		// caller's may run behind it, so the reply still goes out.
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(s.base, s.cfg.confirmTimeout)
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), s.cfg.confirmTimeout)
 		defer cancel()
 	}
 	err := bus.Reply(ctx, s.b, d, msg)
@@ -362,35 +281,35 @@ func (s *Server) reply(ctx context.Context, d *bus.Delivery, req *ServerRequest,
 	case errors.Is(err, bus.ErrStaleDelivery):
 		// The request went with its channel: the broker delivers it again.
 		s.cfg.logger.Debug("rpc: reply lost with the request's channel", "queue", s.queue,
-			"pattern", req.Pattern, "tx", req.Tx, "err", err)
+			"pattern", m.Pattern, "tx", m.Tx, "err", err)
 		return
-	case ctx.Err() != nil && s.base.Err() == nil:
+	case ctx.Err() != nil && !engine.Closing(ctx):
 		// Past the caller's deadline (nobody waits for an answer now) or
 		// the confirm timeout.
 		s.cfg.logger.Debug("rpc: reply not confirmed before the caller's deadline", "queue", s.queue,
-			"pattern", req.Pattern, "tx", req.Tx, "err", err)
+			"pattern", m.Pattern, "tx", m.Tx, "err", err)
 	case errors.Is(err, bus.ErrUnconfirmed), errors.Is(err, bus.ErrTooLarge):
 		// It may have gone out, or never will: running the handler again
 		// would not help.
-		s.cfg.logger.Warn("rpc: reply not confirmed", "queue", s.queue, "pattern", req.Pattern,
-			"tx", req.Tx, "err", err)
-	case req.Deadline.IsZero():
+		s.cfg.logger.Warn("rpc: reply not confirmed", "queue", s.queue, "pattern", m.Pattern,
+			"tx", m.Tx, "err", err)
+	case m.Deadline.IsZero():
 		// Surely not delivered, but with no deadline a request given back
 		// could come round for ever.
-		s.cfg.logger.Warn("rpc: reply failed", "queue", s.queue, "pattern", req.Pattern,
-			"tx", req.Tx, "err", err)
+		s.cfg.logger.Warn("rpc: reply failed", "queue", s.queue, "pattern", m.Pattern,
+			"tx", m.Tx, "err", err)
 	default:
 		// Surely not delivered while the caller still waits: another
 		// instance may answer in time.
-		s.cfg.logger.Warn("rpc: reply failed, request given back", "queue", s.queue, "pattern", req.Pattern,
-			"tx", req.Tx, "err", err)
+		s.cfg.logger.Warn("rpc: reply failed, request given back", "queue", s.queue, "pattern", m.Pattern,
+			"tx", m.Tx, "err", err)
 		ack = false
 	}
-	s.settle(d, ack, req)
+	s.ack(d, ack, m)
 }
 
-// settle acks (ack) or requeues the request.
-func (s *Server) settle(d *bus.Delivery, ack bool, req *ServerRequest) {
+// ack acks (ack) or requeues the request.
+func (s *Server) ack(d *bus.Delivery, ack bool, m *patbus.Message) {
 	var err error
 	if ack {
 		err = d.Ack()
@@ -398,44 +317,28 @@ func (s *Server) settle(d *bus.Delivery, ack bool, req *ServerRequest) {
 		err = d.Nack(true)
 	}
 	if err != nil {
-		s.cfg.logger.Warn("rpc: settle request", "queue", s.queue, "pattern", req.Pattern,
-			"tx", req.Tx, "ack", ack, "err", err)
+		s.cfg.logger.Warn("rpc: settle request", "queue", s.queue, "pattern", m.Pattern,
+			"tx", m.Tx, "ack", ack, "err", err)
 	}
 }
 
 // Shutdown stops taking requests, waits until those in flight have been
-// answered and acked, and releases the consumer. If ctx ends first it
-// returns ctx.Err() and leaves the handlers running (Close stops them).
+// answered and acked, and releases the consumer. If ctx ends first, it
+// cancels the handlers' context, waits for them to return (their requests
+// go back to the queue, for another instance) and returns ctx.Err().
 // Shutdown before Start just marks the Server stopped.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.stopped = true
-	started := s.started
-	s.mu.Unlock()
-	if !started {
+	c := s.stop()
+	if c == nil {
 		return nil
 	}
-	if err := s.sub.Cancel(ctx); err != nil {
+	if err := c.Shutdown(ctx); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if !errors.Is(err, bus.ErrClosed) {
-			return fmt.Errorf("rpc: stop consuming %s: %w", s.queue, err)
-		}
+		return fmt.Errorf("rpc: stop consuming %s: %w", s.queue, err)
 	}
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		s.cancel()
-		return nil
-	case <-ctx.Done():
-		// The waiter goroutine ends with the workers, which Close stops.
-		return ctx.Err()
-	}
+	return nil
 }
 
 // Close stops at once: the consumer is released (requests not yet
@@ -443,20 +346,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // contexts are canceled, and Close waits for the handlers to return; their
 // results are discarded. Close is idempotent.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.stopped = true
-	started := s.started
-	s.mu.Unlock()
-	if !started {
+	c := s.stop()
+	if c == nil {
 		return nil
 	}
-	s.cancel()
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	err := s.sub.Cancel(ctx)
-	s.wg.Wait()
-	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, bus.ErrClosed) {
+	if err := c.Close(); err != nil {
 		return fmt.Errorf("rpc: stop consuming %s: %w", s.queue, err)
 	}
 	return nil
+}
+
+// stop marks the Server stopped and returns its consumer, nil if it never
+// started.
+func (s *Server) stop() *engine.Consumer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	if !s.started {
+		return nil
+	}
+	return s.c
 }

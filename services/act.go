@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/patbus/patbus"
 	"github.com/patbus/patbus/bus"
 	"github.com/patbus/patbus/internal/wire"
 	"github.com/patbus/patbus/patterns"
@@ -116,7 +117,7 @@ func (s *Service) runRemote(ctx context.Context, res resolution, p patterns.Patt
 	pr := res.remote
 	s.logAct(ctx, slog.LevelDebug, "services: act (remote)", tx, p, res.route.canon, slog.String("target", pr.target))
 	start := time.Now()
-	exchange, key := rpc.DefaultExchange, pr.queue
+	exchange, key := "", pr.queue // the default exchange: straight to the queue
 	if s.cfg.topicRouting || key == "" {
 		exchange, key = s.cfg.actExchange, pr.key
 	}
@@ -155,7 +156,7 @@ func (s *Service) runLocal(ctx context.Context, a *action, data map[string]any, 
 
 // exec runs a's handler with panic recovery and encodes the result; on
 // failure it returns the wire error and the handler's own error.
-func (s *Service) exec(ctx context.Context, a *action, data map[string]any, raw []byte, tx string) ([]byte, *rpc.Error, error) {
+func (s *Service) exec(ctx context.Context, a *action, data map[string]any, raw []byte, tx string) ([]byte, *patbus.Error, error) {
 	if wire.Tx(ctx) != tx {
 		ctx = wire.WithTx(ctx, tx)
 	}
@@ -175,13 +176,13 @@ func (s *Service) exec(ctx context.Context, a *action, data map[string]any, raw 
 func (s *Service) invoke(ctx context.Context, a *action, msg *Message) (res any, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &panicError{value: v}
+			err = fmt.Errorf("%w: %v", patbus.ErrPanic, v)
 			s.log.LogAttrs(ctx, slog.LevelError, "services: handler panicked",
 				slog.String("tx", msg.Tx), slog.String("service", s.name), slog.String("pattern", a.canon),
 				slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 		}
 	}()
-	return a.handler.ServeAct(ctx, msg)
+	return a.handler.Handle(ctx, msg)
 }
 
 // serveRPC answers an act that arrived from the broker: the local action
@@ -219,7 +220,7 @@ func (s *Service) serveRPC(ctx context.Context, req *rpc.ServerRequest) ([]byte,
 		}
 	}
 	if !ok {
-		return nil, &rpc.Error{Code: CodeNoAction, Message: "services: no action for pattern " + req.Pattern, Service: s.name, Version: s.version, Tx: tx, Pattern: req.Pattern}
+		return nil, &patbus.Error{Code: CodeNoAction, Message: "services: no action for pattern " + req.Pattern, Service: s.name, Version: s.version, Tx: tx, Pattern: req.Pattern}
 	}
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.LogAttrs(ctx, slog.LevelDebug, "services: serving act", slog.String("tx", tx), slog.String("service", s.name),
@@ -231,7 +232,3 @@ func (s *Service) serveRPC(ctx context.Context, req *rpc.ServerRequest) ([]byte,
 	}
 	return body, nil
 }
-
-// CodeNoAction is the error code of an act that reached a service which
-// has no action for it (its catalog entry was stale).
-const CodeNoAction = "no_action"

@@ -189,12 +189,12 @@ func BenchmarkRemote(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer cc.Close()
-	rc, err := rpc.NewClient(dial())
+	rc, err := rpc.NewClient(context.Background(), dial())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer rc.Close()
-	rawReq := rpc.Request{Exchange: rpc.DefaultExchange, Key: svcQueue, Pattern: "cmd:login,role:bench", Body: body}
+	rawReq := rpc.Request{Key: svcQueue, Pattern: "cmd:login,role:bench", Body: body}
 
 	contenders := []struct {
 		name string

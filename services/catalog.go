@@ -301,7 +301,7 @@ func (s *Service) Catalog() []CatalogEntry {
 	defer s.mu.Unlock()
 	type acc struct {
 		e    CatalogEntry
-		ver  semver
+		ver  version
 		pats map[string]bool
 	}
 	by := map[string]*acc{}
@@ -318,7 +318,7 @@ func (s *Service) Catalog() []CatalogEntry {
 		}
 	}
 	out := make([]CatalogEntry, 0, len(by))
-	vers := map[string]semver{}
+	vers := map[string]version{}
 	for k, a := range by {
 		for c := range a.pats {
 			a.e.Patterns = append(a.e.Patterns, c)

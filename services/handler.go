@@ -5,30 +5,30 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/patbus/patbus"
 	"github.com/patbus/patbus/patterns"
-	"github.com/patbus/patbus/rpc"
 )
 
-// Handler answers the acts that match a pattern. ServeAct returns the
+// Handler answers the acts that match a pattern. Handle returns the
 // reply, any value encoding/json can encode into a JSON value (usually a
 // struct or map; json.RawMessage is sent as it is), or an error. An error
-// reaches the caller as a *rpc.Error: return NewError(code, message) to
+// reaches the caller as a *patbus.Error: return NewError(code, message) to
 // choose its code; any other error gets code "internal" and its text.
 //
-// ServeAct runs on a goroutine of the service, concurrently with other
+// Handle runs on a goroutine of the service, concurrently with other
 // calls (up to the prefetch for acts from the broker). ctx carries the
 // act's tx id and the caller's deadline; acts made with ctx inherit both.
-// A panic in ServeAct is recovered, logged and answered as an error with
+// A panic in Handle is recovered, logged and answered as an error with
 // code "panic"; the service keeps running.
 type Handler interface {
-	ServeAct(ctx context.Context, msg *Message) (any, error)
+	Handle(ctx context.Context, msg *Message) (any, error)
 }
 
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, msg *Message) (any, error)
 
-// ServeAct calls f(ctx, msg).
-func (f HandlerFunc) ServeAct(ctx context.Context, msg *Message) (any, error) { return f(ctx, msg) }
+// Handle calls f(ctx, msg).
+func (f HandlerFunc) Handle(ctx context.Context, msg *Message) (any, error) { return f(ctx, msg) }
 
 // action is one added pattern with its handler and prior.
 type action struct {
@@ -58,10 +58,10 @@ func AddFunc[Req, Resp any](s *Service, pattern string, fn func(ctx context.Cont
 // the body is decoded once, into Req, not first into Message.Data.
 type typedFunc[Req, Resp any] func(ctx context.Context, req Req) (Resp, error)
 
-func (f typedFunc[Req, Resp]) ServeAct(ctx context.Context, msg *Message) (any, error) {
+func (f typedFunc[Req, Resp]) Handle(ctx context.Context, msg *Message) (any, error) {
 	var req Req
 	if err := msg.Decode(&req); err != nil {
-		return nil, rpc.NewError(CodeInvalidInput, err.Error())
+		return nil, patbus.NewError(CodeInvalidInput, err.Error())
 	}
 	return f(ctx, req)
 }
@@ -70,10 +70,6 @@ func (typedFunc[Req, Resp]) decodesOnly() {}
 
 // decodesOnly is implemented by handlers that never read Message.Data.
 type decodesOnly interface{ decodesOnly() }
-
-// CodeInvalidInput is the error code of a message its action cannot use
-// (it does not decode into AddFunc's Req, or is not a JSON object).
-const CodeInvalidInput = "invalid_input"
 
 // Call acts on pattern with input, as Service.Act does, and decodes the
 // reply into a Resp. A reply that does not decode fails with an error

@@ -32,7 +32,7 @@ type route struct {
 // provider is one service version that serves a route.
 type provider struct {
 	service, version string
-	ver              semver
+	ver              version
 	key              string // routing key with $$target and $$version
 	queue            string // the version's act queue, "" if not announced
 	target           string // service@version, for errors and logs
@@ -48,7 +48,7 @@ type catalog struct {
 
 type instanceInfo struct {
 	id, service, version string
-	ver                  semver
+	ver                  version
 	queue                string // its act queue, as announced
 	patterns             []patterns.Pattern
 	canon                []string

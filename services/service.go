@@ -33,7 +33,7 @@ const (
 type Service struct {
 	name     string
 	version  string
-	ver      semver
+	ver      version
 	instance string
 	cfg      config
 	broker   bus.Broker
@@ -301,7 +301,11 @@ func (s *Service) startLocked(ctx context.Context) error {
 	if err := s.broker.DeclareExchange(ctx, bus.Exchange{Name: s.cfg.registry, Kind: bus.Fanout, Durable: true}); err != nil {
 		return err
 	}
-	client, err := rpc.NewClient(s.broker, rpc.WithLogger(s.log), rpc.WithTimeout(s.cfg.timeout), rpc.WithMaxMessageSize(s.cfg.maxMessageSize))
+	copts := []rpc.Option{rpc.WithLogger(s.log), rpc.WithTimeout(s.cfg.timeout), rpc.WithMaxMessageSize(s.cfg.maxMessageSize)}
+	if s.cfg.directReply {
+		copts = append(copts, rpc.WithDirectReplyTo())
+	}
+	client, err := rpc.NewClient(ctx, s.broker, copts...)
 	if err != nil {
 		return err
 	}
@@ -357,9 +361,13 @@ func (s *Service) serveLocked(ctx context.Context, keys []string) error {
 	if srv != nil {
 		return nil
 	}
-	srv, err := rpc.NewServer(s.broker, q, rpc.HandlerFunc(s.serveRPC),
-		rpc.WithLogger(s.log), rpc.WithPrefetch(s.cfg.prefetch),
-		rpc.WithService(s.name, s.version), rpc.WithMaxMessageSize(s.cfg.maxMessageSize))
+	sopts := []rpc.Option{rpc.WithLogger(s.log), rpc.WithPrefetch(s.cfg.prefetch),
+		rpc.WithService(s.name, s.version), rpc.WithMaxMessageSize(s.cfg.maxMessageSize),
+		rpc.WithMiddleware(s.cfg.middleware...)}
+	if s.cfg.confirmReplies {
+		sopts = append(sopts, rpc.WithConfirmedReplies())
+	}
+	srv, err := rpc.NewServer(s.broker, q, rpc.HandlerFunc(s.serveRPC), sopts...)
 	if err != nil {
 		return err
 	}

@@ -552,7 +552,7 @@ func TestRequestWithoutPatternHeaderIsMatched(t *testing.T) {
 			}
 		})
 		b := e.broker()
-		client, err := rpc.NewClient(b)
+		client, err := rpc.NewClient(context.Background(), b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -578,7 +578,7 @@ func TestRemoteBadBodyForTypedAction(t *testing.T) {
 	brokers(t, func(t *testing.T, e *env) {
 		name := e.name("typed")
 		e.svc(name, "1.0.0", func(s *services.Service) { addLogin(s) })
-		client, err := rpc.NewClient(e.broker())
+		client, err := rpc.NewClient(context.Background(), e.broker())
 		if err != nil {
 			t.Fatal(err)
 		}

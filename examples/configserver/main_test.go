@@ -14,7 +14,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const want = `config: database mongodb://127.0.0.1:27017/app, port 8080
 feature flags (default$): {"beta":false}
-without default$: services: no service for pattern cmd:flags,role:feature: rpc: no route
+without default$: services: no service for pattern cmd:flags,role:feature: patbus: no route
 `
 
 func TestRun(t *testing.T) {

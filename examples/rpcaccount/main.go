@@ -61,8 +61,8 @@ func newStore() store {
 	}
 }
 
-// ServeRPC answers {"uid":N}.
-func (accounts store) ServeRPC(_ context.Context, req *rpc.ServerRequest) ([]byte, error) {
+// Answer answers {"uid":N} with the reply body.
+func (accounts store) Answer(_ context.Context, req *rpc.ServerRequest) ([]byte, error) {
 	var in struct {
 		UID int `json:"uid"`
 	}
@@ -88,7 +88,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer) (err error) {
 		err = errors.Join(err, b.DeleteQueue(dctx, Queue))
 	}()
 
-	server, err := rpc.NewServer(b, Queue, newStore(), rpc.WithService("account", "1.0.0"), rpc.WithPrefetch(4))
+	server, err := rpc.NewServer(b, Queue, rpc.HandlerFunc(newStore().Answer), rpc.WithService("account", "1.0.0"), rpc.WithPrefetch(4))
 	if err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer) (err error) {
 	}()
 	fmt.Fprintf(out, "account server waiting for requests on %s\n", Queue)
 
-	client, err := rpc.NewClientContext(ctx, b, rpc.WithTimeout(5*time.Second))
+	client, err := rpc.NewClient(ctx, b, rpc.WithTimeout(5*time.Second))
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer) (err error) {
 	for _, uid := range []int{2, 99} {
 		fmt.Fprintf(out, "requesting user %d\n", uid)
 		body, _ := json.Marshal(map[string]int{"uid": uid})
-		rep, err := client.Call(ctx, rpc.Request{Exchange: rpc.DefaultExchange, Key: Queue, Target: "account", Body: body})
+		rep, err := client.Call(ctx, rpc.Request{Key: Queue, Target: "account", Body: body})
 		if err != nil {
 			return err
 		}
