@@ -23,6 +23,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) bus.Broker) {
 		{"Lifecycle", lifecycleTests},
 		{"DirectReply", directReplyTests},
 		{"Reply", replyTests},
+		{"Inspect", inspectTests},
 	}
 	for _, g := range groups {
 		g := g
