@@ -74,6 +74,12 @@ func (s *Service) act(ctx context.Context, p patterns.Pattern, pairs []patterns.
 	}
 	res, ok := s.resolve(s.snap.Load(), data)
 	if !ok {
+		res, ok = s.routeAfterDiscovery(ctx, data)
+		if !ok && ctx.Err() != nil {
+			return nil, fmt.Errorf("services: act %s: no service heard of before the deadline: %w: %w", p, ErrTimeout, ctx.Err())
+		}
+	}
+	if !ok {
 		if rep, ok := defaultReply(data, tx); ok {
 			s.logAct(ctx, slog.LevelDebug, "services: act answered with default$", tx, p, "")
 			return rep, nil

@@ -4,14 +4,47 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-
 	"sort"
 	"time"
 
+	"github.com/patbus/patbus"
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/engine"
 	"github.com/patbus/patbus/internal/wire"
 	"github.com/patbus/patbus/patterns"
 )
+
+// catalog is what the registry has told this instance: every live
+// instance of every service, this one included.
+type catalog struct {
+	instances map[string]*instanceInfo
+	seq       uint64
+	order     map[string]uint64 // canonical pattern -> when first seen
+}
+
+type instanceInfo struct {
+	id, service, version string
+	ver                  version
+	queue                string // its act queue, as announced
+	patterns             []patterns.Pattern
+	canon                []string
+	heartbeat            time.Duration
+	lastSeen             time.Time
+	self                 bool
+}
+
+func newCatalog() catalog {
+	return catalog{instances: map[string]*instanceInfo{}, order: map[string]uint64{}}
+}
+
+func (c *catalog) seen(canon string) uint64 {
+	if n, ok := c.order[canon]; ok {
+		return n
+	}
+	c.seq++
+	c.order[canon] = c.seq
+	return c.seq
+}
 
 // Kinds of registry messages.
 const (
@@ -42,17 +75,30 @@ func (s *Service) joinCatalog(ctx context.Context) error {
 	if err := s.broker.Bind(ctx, bus.Binding{Exchange: s.cfg.registry, Queue: q}); err != nil {
 		return err
 	}
-	sub, err := s.broker.Consume(ctx, q, bus.ConsumeOptions{Exclusive: true})
+	reg, err := engine.Start(ctx, s.broker, engine.Config{
+		Kind:        patbus.KindCatalog,
+		Queue:       q,
+		Consume:     bus.ConsumeOptions{Exclusive: true},
+		Prefetch:    bus.DefaultPrefetch,
+		Concurrency: 1, // in order: an announce and the leave after it
+		Handler: patbus.HandlerFunc(func(_ context.Context, m *patbus.Message) error {
+			s.handleRegistry(m.Body)
+			return nil
+		}),
+		Settle: func(_ context.Context, d *bus.Delivery, _ *patbus.Message, _ error) { _ = d.Ack() },
+		Logger: s.log,
+		Name:   "catalog",
+	})
 	if err != nil {
 		return err
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.mu.Lock()
-	s.sub, s.bgCancel = sub, cancel
+	s.reg, s.bgCancel = reg, cancel
 	s.mu.Unlock()
-	s.wg.Add(2)
-	go s.registryLoop(bg, sub)
+	s.wg.Add(1)
 	go s.heartbeatLoop(bg)
+	s.startDiscovery()
 	if err := s.announce(ctx); err != nil {
 		return err
 	}
@@ -63,6 +109,10 @@ func (s *Service) joinCatalog(ctx context.Context) error {
 // publishes them.
 func (s *Service) announce(ctx context.Context) error {
 	s.mu.Lock()
+	if s.quiet && len(s.locals) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
 	canon := make([]string, len(s.locals))
 	pats := make([]patterns.Pattern, len(s.locals))
 	for i, a := range s.locals {
@@ -127,22 +177,6 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
-}
-
-func (s *Service) registryLoop(ctx context.Context, sub bus.Subscription) {
-	defer s.wg.Done()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case d, ok := <-sub.Deliveries():
-			if !ok {
-				return
-			}
-			_ = d.Ack()
-			s.handleRegistry(d.Body)
-		}
-	}
 }
 
 func (s *Service) handleRegistry(body []byte) {
@@ -255,6 +289,11 @@ func (s *Service) reap(now time.Time) {
 // a local action or a live remote service matches it (with its $$target and
 // $$version pins). It is for callers that start before the services they
 // call; it returns ctx's error, wrapped, if ctx ends first.
+//
+// A service made without WithBroker has a private in-memory broker that
+// no other service can reach: WaitFor for a pattern it does not serve
+// itself fails at once with an error wrapping ErrNoRoute that says so,
+// instead of waiting for a service that can never come.
 func (s *Service) WaitFor(ctx context.Context, pattern string) error {
 	p, err := parsePattern(pattern)
 	if err != nil {
@@ -266,6 +305,13 @@ func (s *Service) WaitFor(ctx context.Context, pattern string) error {
 	msg := make(map[string]any, p.Len())
 	for _, pr := range p.Pairs() {
 		msg[pr.Key] = pr.JSON()
+	}
+	if s.owns {
+		if _, ok := s.resolve(s.snap.Load(), msg); !ok {
+			return fmt.Errorf("services: wait for pattern %s: %w: %s@%s was made without WithBroker, so it has a private in-memory broker that no other service can reach; give the services of one program the same broker (bus.Open or bus.NewMemory)",
+				p, ErrNoRoute, s.name, s.version)
+		}
+		return nil
 	}
 	for {
 		s.mu.Lock()
@@ -335,4 +381,49 @@ func (s *Service) Catalog() []CatalogEntry {
 		return vers[out[i].Service+"@"+out[i].Version].compare(vers[out[j].Service+"@"+out[j].Version]) > 0
 	})
 	return out
+}
+
+// discoveryWindow is how long a new instance waits for the answers to its
+// first discover before an act may conclude that nobody serves a pattern:
+// a tenth of its heartbeat, between 50ms and 1s (500ms by default).
+func (s *Service) discoveryWindow() time.Duration {
+	return min(max(s.cfg.heartbeat/10, 50*time.Millisecond), time.Second)
+}
+
+// startDiscovery closes heard once the first discovery round is over: at
+// once on a private broker (nobody else can answer), after the discovery
+// window otherwise.
+func (s *Service) startDiscovery() {
+	if s.owns {
+		s.heardOnce.Do(func() { close(s.heard) })
+		return
+	}
+	time.AfterFunc(s.discoveryWindow(), func() { s.heardOnce.Do(func() { close(s.heard) }) })
+}
+
+// routeAfterDiscovery resolves msg, and while the first discovery round is
+// not over, waits for the catalog to change (or the round to end, or ctx)
+// before it concludes that nothing serves msg: an act made right after
+// Ready must not fail because the answers to its discover have not
+// arrived yet.
+func (s *Service) routeAfterDiscovery(ctx context.Context, msg map[string]any) (resolution, bool) {
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		if res, ok := s.resolve(s.snap.Load(), msg); ok {
+			return res, true
+		}
+		select {
+		case <-s.heard:
+			return s.resolve(s.snap.Load(), msg)
+		default:
+		}
+		select {
+		case <-ch:
+		case <-s.heard:
+		case <-ctx.Done():
+			return resolution{}, false
+		}
+	}
 }

@@ -13,9 +13,18 @@
 //	services.AddFunc(svc, "cmd:login", func(ctx context.Context, in Login) (Result, error) { ... })
 //	res, err := services.Call[Result](ctx, caller, "cmd:login", Login{User: "asd", Password: "123"})
 //
-// With no broker (WithBroker(nil), the default) a service gets a private
-// in-memory broker and can act only on itself; services that should talk
-// share one broker value (bus.NewMemory) or one RabbitMQ (bus.Dial).
+// Services that should talk share one broker: one value from bus.Open
+// (the in-memory broker for "", RabbitMQ for an amqp:// address) given to
+// each with WithBroker. A service made without WithBroker gets a private
+// in-memory broker and can act only on itself; rather than keep a hidden
+// process-wide broker (package-level state that tests and programs with
+// two systems would share by accident), patbus reports that mistake at
+// once: WaitFor for a pattern only another service could serve fails with
+// ErrNoRoute and says so.
+//
+// A program that only acts (a command-line tool, a gateway) uses
+// NewClient: a service named ClientName that announces nothing while it
+// serves nothing.
 //
 // # The message
 //
@@ -48,9 +57,13 @@
 // and then filter who may serve the winning pattern. If the pins leave
 // nobody for it, the other patterns the message matches are tried, those
 // with the most pairs first. A message that resolves nowhere fails with an
-// error wrapping ErrNoRoute at once, without waiting; if it has a default$
-// property, the act answers with that value instead (Seneca's default$). The
-// same holds when the broker finds no queue for a request.
+// error wrapping ErrNoRoute at once, without waiting for its deadline; if
+// it has a default$ property, the act answers with that value instead
+// (Seneca's default$). The same holds when the broker finds no queue for a
+// request. Only a new instance waits: until the answers to its first
+// discover have had time to arrive (a tenth of its heartbeat, 500ms by
+// default), an act that finds no route waits for the catalog (bounded by
+// its deadline) before it concludes that nobody serves it.
 //
 // # Acts over the broker
 //
@@ -88,7 +101,7 @@
 //
 // # Errors
 //
-// A failed action reaches the caller as a *rpc.Error (errors.As) with a
+// A failed action reaches the caller as a *patbus.Error (errors.As) with a
 // code, message, service, version and tx, whether it ran locally or
 // remotely: NewError chooses the code; other errors are "internal",
 // panics "panic" (the service keeps running), deadlines "timeout". A
@@ -96,12 +109,12 @@
 // is not a JSON object ErrInvalidInput, a message too large bus.ErrTooLarge,
 // a reply that does not decode ErrBadReply. Failures of the transport are
 // *rpc.CallError values naming the pattern, the target and how long the
-// caller waited.
+// caller waited. patbus.Code gives the code of any of them.
 //
 // # Tracing
 //
-// Every act carries a tx id (Seneca's tx$): the one in ctx (internal/wire)
-// or a fresh one. Handlers receive it in their context and in Message.Tx,
+// Every act carries a tx id (Seneca's tx$): the one in ctx (patbus.Tx;
+// patbus.WithTx sets it) or a fresh one. Handlers receive it in their context and in Message.Tx,
 // so acts made inside a handler inherit it, across services. Every log line
 // about an act carries the attribute "tx".
 //

@@ -22,6 +22,9 @@ var (
 	// ErrNoRoute: no action, local or remote, matches the message, or the
 	// broker found no queue for it.
 	ErrNoRoute = patbus.ErrNoRoute
+	// ErrTimeout: the act's deadline passed before its answer came.
+	// Errors that wrap it wrap context.DeadlineExceeded as well.
+	ErrTimeout = patbus.ErrTimeout
 	// ErrClosed: the service has been closed.
 	ErrClosed = patbus.ErrClosed
 	// ErrNoPrior: Prior was called where the action has no prior.

@@ -3,7 +3,6 @@ package services
 import (
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/patbus/patbus/patterns"
 )
@@ -36,38 +35,6 @@ type provider struct {
 	key              string // routing key with $$target and $$version
 	queue            string // the version's act queue, "" if not announced
 	target           string // service@version, for errors and logs
-}
-
-// catalog is what the registry has told this instance: every live
-// instance of every service, this one included.
-type catalog struct {
-	instances map[string]*instanceInfo
-	seq       uint64
-	order     map[string]uint64 // canonical pattern -> when first seen
-}
-
-type instanceInfo struct {
-	id, service, version string
-	ver                  version
-	queue                string // its act queue, as announced
-	patterns             []patterns.Pattern
-	canon                []string
-	heartbeat            time.Duration
-	lastSeen             time.Time
-	self                 bool
-}
-
-func newCatalog() catalog {
-	return catalog{instances: map[string]*instanceInfo{}, order: map[string]uint64{}}
-}
-
-func (c *catalog) seen(canon string) uint64 {
-	if n, ok := c.order[canon]; ok {
-		return n
-	}
-	c.seq++
-	c.order[canon] = c.seq
-	return c.seq
 }
 
 // rebuildLocked builds a fresh snapshot from the local actions and the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/engine"
 	"github.com/patbus/patbus/internal/wire"
 	"github.com/patbus/patbus/patterns"
 	"github.com/patbus/patbus/rpc"
@@ -38,6 +39,7 @@ type Service struct {
 	cfg      config
 	broker   bus.Broker
 	owns     bool // the broker is private and closed by Close
+	quiet    bool // a caller made by NewClient: announces nothing while it serves nothing
 	log      *slog.Logger
 
 	// life serialises start, Add's broker work and Close: a one-slot
@@ -54,12 +56,17 @@ type Service struct {
 	changed chan struct{} // closed and replaced on every change of snap
 	client  *rpc.Client
 	server  *rpc.Server
-	sub     bus.Subscription
+	reg     *engine.Consumer // the catalog's consumer
 
 	snap   atomic.Pointer[snapshot]
 	parsed patternCache
 
 	announceNow chan struct{}
+	// heard is closed once the first discovery round is over (or the
+	// service closes): until then an act that finds no route waits for
+	// the catalog rather than fail.
+	heard     chan struct{}
+	heardOnce sync.Once
 	// closing ends when Close begins: a start or an Add in progress gives
 	// up its broker work at once.
 	closing  context.Context
@@ -107,6 +114,7 @@ func New(name, version string, opts ...Option) (*Service, error) {
 		life:        make(chan struct{}, 1),
 		changed:     make(chan struct{}),
 		announceNow: make(chan struct{}, 1),
+		heard:       make(chan struct{}),
 		cat:         newCatalog(),
 		parsed:      patternCache{m: map[string]*parsedPattern{}},
 	}
@@ -119,6 +127,27 @@ func New(name, version string, opts ...Option) (*Service, error) {
 		s.broker, s.owns = b, true
 	}
 	s.snap.Store(&snapshot{exact: map[string]*action{}, local: patterns.NewRouter[*action](), routes: patterns.NewRouter[*route]()})
+	return s, nil
+}
+
+// The name and version of the services NewClient makes.
+const (
+	ClientName    = "client"
+	ClientVersion = "0.0.0"
+)
+
+// NewClient returns a service for a program that only acts, such as a
+// command-line tool or an HTTP gateway: it is named ClientName, version
+// ClientVersion, and takes part in the catalog only to learn who serves
+// what. While it has no actions of its own it announces nothing, so it
+// does not show in other services' catalogs; Add still works. The options
+// are New's.
+func NewClient(opts ...Option) (*Service, error) {
+	s, err := New(ClientName, ClientVersion, opts...)
+	if err != nil {
+		return nil, err
+	}
+	s.quiet = true
 	return s, nil
 }
 
@@ -498,7 +527,7 @@ func (s *Service) close(ctx context.Context) error {
 		}
 		var errs []error
 		s.mu.Lock()
-		srv, client, sub, cancel := s.server, s.client, s.sub, s.bgCancel
+		srv, client, reg, cancel := s.server, s.client, s.reg, s.bgCancel
 		s.mu.Unlock()
 		if srv != nil {
 			if err := srv.Close(); err != nil && !errors.Is(err, rpc.ErrClosed) {
@@ -508,10 +537,8 @@ func (s *Service) close(ctx context.Context) error {
 		if cancel != nil {
 			cancel()
 		}
-		if sub != nil {
-			cctx, c := context.WithTimeout(context.Background(), time.Second)
-			_ = sub.Cancel(cctx)
-			c()
+		if reg != nil {
+			_ = reg.Close()
 		}
 		s.wg.Wait()
 		if client != nil {
@@ -527,6 +554,7 @@ func (s *Service) close(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
+		s.heardOnce.Do(func() { close(s.heard) })
 		s.mu.Lock()
 		close(s.changed)
 		s.changed = make(chan struct{})
