@@ -35,7 +35,7 @@ import (
 // parse wraps patterns.ErrInvalidPattern; input that is not a JSON object
 // wraps ErrInvalidInput; a message too large for the broker wraps
 // bus.ErrTooLarge; no action anywhere wraps ErrNoRoute (unless the message
-// has default$); a failed action is a *rpc.Error (errors.As) with its code
+// has default$); a failed action is a *patbus.Error (errors.As) with its code
 // and message. Act starts the service (Ready) if it has not started.
 func (s *Service) Act(ctx context.Context, pattern string, input any) (*Reply, error) {
 	pp, err := s.parsed.get(pattern)
@@ -199,7 +199,7 @@ func (s *Service) serveRPC(ctx context.Context, req *rpc.ServerRequest) ([]byte,
 		ctx, tx = wire.EnsureTx(ctx)
 	}
 	invalid := func(err error) error {
-		return &rpc.Error{Code: CodeInvalidInput, Message: err.Error(), Service: s.name, Version: s.version, Tx: tx, Pattern: req.Pattern}
+		return &patbus.Error{Code: CodeInvalidInput, Message: err.Error(), Service: s.name, Version: s.version, Tx: tx, Pattern: req.Pattern}
 	}
 	snap := s.snap.Load()
 	// An empty header is a producer that sent none (WIRE.md), not the
