@@ -1,4 +1,4 @@
-// Command configserver is the seed's config server on patbus: a
+// Command configserver is a config server on patbus: a
 // "config-server" service answers every act pinned to it with
 // $$target:config-server with its configuration, and a caller uses default$
 // for a pattern nobody serves.
@@ -11,11 +11,14 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/patbus/patbus/bus"
-	"github.com/patbus/patbus/internal/exampleapp"
 	"github.com/patbus/patbus/services"
 )
 
@@ -69,4 +72,24 @@ func run(ctx context.Context, b bus.Broker, out io.Writer) error {
 	return nil
 }
 
-func main() { exampleapp.Main("configserver", run) }
+func main() {
+	amqpURL := flag.String("amqp", os.Getenv("PATBUS_AMQP_URL"), "RabbitMQ address; empty means the in-memory broker")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := open(ctx, *amqpURL); err != nil {
+		fmt.Fprintln(os.Stderr, "configserver:", err)
+		os.Exit(1)
+	}
+}
+
+// open connects to the broker (bus.Open: the in-memory broker for "") and
+// runs the example on it.
+func open(ctx context.Context, addr string) error {
+	b, err := bus.Open(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return run(ctx, b, os.Stdout)
+}

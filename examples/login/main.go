@@ -1,7 +1,6 @@
-// Command login is the seed's login action on patbus: a "login" service
-// answers cmd:login with {code:1000} for the user asd with the password 123
-// and {code:2100} otherwise, and a client service acts on it through the
-// broker.
+// Command login is a login action on patbus: a "login" service answers
+// cmd:login with {code:1000} for the user asd with the password 123 and
+// {code:2100} otherwise, and a client acts on it through the broker.
 //
 //	go run ./examples/login                 # in-memory broker
 //	go run ./examples/login -amqp amqp://guest:guest@127.0.0.1:5672/
@@ -11,11 +10,14 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/patbus/patbus/bus"
-	"github.com/patbus/patbus/internal/exampleapp"
 	"github.com/patbus/patbus/services"
 )
 
@@ -51,14 +53,13 @@ func run(ctx context.Context, b bus.Broker, out io.Writer) error {
 		return err
 	}
 
-	client, err := services.New("login-client", "1.0.0", services.WithBroker(b))
+	// A program that only acts needs no name of its own; it learns from
+	// the catalog on the bus who serves cmd:login.
+	client, err := services.NewClient(services.WithBroker(b))
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	if err := client.WaitFor(ctx, "cmd:login"); err != nil {
-		return err
-	}
 	for _, c := range []Credentials{{"asd", "123"}, {"asd", "wrong"}, {"bob", "123"}} {
 		res, err := services.Call[Result](ctx, client, "cmd:login", c)
 		if err != nil {
@@ -69,4 +70,24 @@ func run(ctx context.Context, b bus.Broker, out io.Writer) error {
 	return nil
 }
 
-func main() { exampleapp.Main("login", run) }
+func main() {
+	amqpURL := flag.String("amqp", os.Getenv("PATBUS_AMQP_URL"), "RabbitMQ address; empty means the in-memory broker")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := open(ctx, *amqpURL); err != nil {
+		fmt.Fprintln(os.Stderr, "login:", err)
+		os.Exit(1)
+	}
+}
+
+// open connects to the broker (bus.Open: the in-memory broker for "") and
+// runs the example on it.
+func open(ctx context.Context, addr string) error {
+	b, err := bus.Open(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return run(ctx, b, os.Stdout)
+}

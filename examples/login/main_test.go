@@ -22,7 +22,6 @@ func TestRun(t *testing.T) {
 		// The act queues are durable, shared by instances: remove them.
 		testenv.DeleteQueues(t, b,
 			services.DefaultActExchange+".login@1.0.0",
-			services.DefaultActExchange+".login-client@1.0.0",
 		)
 		if got := testenv.Output(t, b, run); got != want {
 			t.Errorf("output\n%s\nwant\n%s", got, want)

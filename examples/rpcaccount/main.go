@@ -1,4 +1,4 @@
-// Command rpcaccount is the seed's fifth RabbitMQ demo, RPC, written with
+// Command rpcaccount is RabbitMQ's sixth tutorial, RPC, written with
 // patbus: an account server answers on the queue "account.rpc" and a caller
 // asks it for user 2, then for a user that does not exist.
 //
@@ -17,12 +17,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/patbus/patbus/bus"
-	"github.com/patbus/patbus/internal/exampleapp"
 	"github.com/patbus/patbus/rpc"
 )
 
@@ -30,7 +33,7 @@ import (
 // default exchange as in RabbitMQ's RPC tutorial.
 const Queue = "account.rpc"
 
-// Reply states, as in the seed.
+// Reply states of the account service.
 const (
 	StateOK       = 1000
 	StateNotFound = 2000
@@ -126,4 +129,24 @@ func run(ctx context.Context, b bus.Broker, out io.Writer) (err error) {
 	return nil
 }
 
-func main() { exampleapp.Main("rpcaccount", run) }
+func main() {
+	amqpURL := flag.String("amqp", os.Getenv("PATBUS_AMQP_URL"), "RabbitMQ address; empty means the in-memory broker")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := open(ctx, *amqpURL); err != nil {
+		fmt.Fprintln(os.Stderr, "rpcaccount:", err)
+		os.Exit(1)
+	}
+}
+
+// open connects to the broker (bus.Open: the in-memory broker for "") and
+// runs the example on it.
+func open(ctx context.Context, addr string) error {
+	b, err := bus.Open(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return run(ctx, b, os.Stdout)
+}

@@ -10,11 +10,14 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/patbus/patbus/bus"
-	"github.com/patbus/patbus/internal/exampleapp"
 	"github.com/patbus/patbus/services"
 )
 
@@ -77,4 +80,24 @@ func pins(m map[string]any) string {
 	return "(no pin)"
 }
 
-func main() { exampleapp.Main("targets", run) }
+func main() {
+	amqpURL := flag.String("amqp", os.Getenv("PATBUS_AMQP_URL"), "RabbitMQ address; empty means the in-memory broker")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := open(ctx, *amqpURL); err != nil {
+		fmt.Fprintln(os.Stderr, "targets:", err)
+		os.Exit(1)
+	}
+}
+
+// open connects to the broker (bus.Open: the in-memory broker for "") and
+// runs the example on it.
+func open(ctx context.Context, addr string) error {
+	b, err := bus.Open(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return run(ctx, b, os.Stdout)
+}
