@@ -26,10 +26,10 @@ import (
 //	PATBUS_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ go test -run '^$' -bench Interleaved -benchtime 1x -count 3 ./rpc
 //
 // patbus publishes to the service's queue through the default exchange, as
-// services do (the caller knows the queue from its catalog), and so does
-// the baseline, as the tutorial does. BENCH_TOPIC=1 makes patbus publish on
-// the topic exchange patbus.act instead (services.WithTopicRouting), which
-// shows what topic routing costs RabbitMQ; BenchmarkInterleaved measures
+// services.WithDirectToQueue does (the caller knows the queue from its
+// catalog), and so does the baseline, as the tutorial does. BENCH_TOPIC=1
+// makes patbus publish on the topic exchange patbus.act instead, as
+// services do by default, which shows what topic routing costs RabbitMQ; BenchmarkInterleaved measures
 // both. BENCH_PUBCHANS=n sets patbus's publishing channels per connection
 // (bus.WithPublishChannels) and BENCH_PLAINWRITES=1 turns off its write
 // coalescing (bus.WithWriteCoalescing(false)), to compare.
@@ -265,7 +265,7 @@ func reportPercentiles(b *testing.B, ds []time.Duration) {
 // all alike. Run it with -benchtime 1x (each iteration is a full comparison).
 // Contenders: patbus as services call (to the service's queue through the
 // default exchange), the tutorial baseline (the same), patbus through the
-// topic exchange patbus.act (services.WithTopicRouting) and the baseline
+// topic exchange patbus.act (as services do by default) and the baseline
 // through it too, patbus with WithDirectReplyTo, and "contract": plain
 // amqp091-go keeping patbus's wire contract (baseline.NewContractClient:
 // request confirms, mandatory, expiration, the same properties and headers,

@@ -123,9 +123,11 @@ func (s *Service) runRemote(ctx context.Context, res resolution, p patterns.Patt
 	pr := res.remote
 	s.logAct(ctx, slog.LevelDebug, "services: act (remote)", tx, p, res.route.canon, slog.String("target", pr.target))
 	start := time.Now()
-	exchange, key := "", pr.queue // the default exchange: straight to the queue
-	if s.cfg.topicRouting || key == "" {
-		exchange, key = s.cfg.actExchange, pr.key
+	// Every act goes on the act exchange with its pattern's key; only an
+	// explicit WithDirectToQueue sends it straight to the version's queue.
+	exchange, key := s.cfg.actExchange, pr.key
+	if s.cfg.directToQueue && pr.queue != "" {
+		exchange, key = "", pr.queue
 	}
 	rep, err := client.Call(ctx, rpc.Request{
 		Exchange: exchange,

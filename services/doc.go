@@ -71,17 +71,19 @@
 // shared by its instances, bound on the topic exchange "patbus.act" with the
 // routing key (patterns.Key) of each of its patterns extended with
 // $$target:<name> and $$version:<version>. A caller that resolved a message
-// to a service version publishes the request straight to that queue through
-// the default exchange (the catalog names it), with the resolved pattern as
-// the message type; the broker has no routing left to do, which matters:
-// topic routing costs RabbitMQ a fifth to a quarter of its throughput for small
-// acts. WithTopicRouting publishes on "patbus.act" with the routing key of
-// the resolved pattern extended the same way instead, so that a queue bound
-// there sees every act. Either way the instance runs the local action of
-// that exact pattern, or else the one the message matches. Request and
-// reply follow package rpc (WIRE.md): mandatory publish (no queue:
-// ErrNoRoute at once), the deadline in the handler's context, reply then
-// ack (a crash mid-request means redelivery to another instance). If the
+// to a service version publishes the request on "patbus.act" with the
+// routing key of the resolved pattern extended the same way, and the
+// pattern as the message type: every act is visible on the exchange, so a
+// queue bound there with "#" (patbus tail, an audit) or with a pattern's
+// binding key sees it, and a program in another language can act by
+// pattern (WIRE.md). WithDirectToQueue is the explicit opt-out: it
+// publishes straight to the version's queue through the default exchange
+// (the catalog names it), which spares the broker the topic routing but
+// hides the act from the exchange. Either way the instance runs the local
+// action of that exact pattern, or else the one the message matches.
+// Request and reply follow package rpc (WIRE.md): mandatory publish (no
+// queue: ErrNoRoute at once), the deadline in the handler's context, reply
+// then ack (a crash mid-request means redelivery to another instance). If the
 // queue is deleted under a running service, the service declares it
 // again, binds it and serves it; meanwhile acts routed there fail at once
 // with ErrNoRoute.
@@ -135,6 +137,7 @@
 // silent for MissedHeartbeats of its own heartbeat intervals is dropped; an
 // instance that leaves is dropped at once. A service version is routable
 // while it has a live instance. Catalog returns what an instance knows.
-// "queue" names the version's act queue, to which callers send its acts
-// straight (an announce without it is reached through the act exchange).
+// "queue" names the version's act queue, to which callers made with
+// WithDirectToQueue send its acts straight (an announce without it is
+// reached through the act exchange).
 package services

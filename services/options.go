@@ -44,7 +44,7 @@ type config struct {
 	prefetch       int
 	heartbeat      time.Duration
 	preferLocal    bool
-	topicRouting   bool
+	directToQueue  bool
 	maxMessageSize int
 	actExchange    string
 	registry       string
@@ -135,14 +135,16 @@ func WithPreferLocal(prefer bool) Option { return func(c *config) { c.preferLoca
 // broker, even one the service could answer itself.
 func WithBrokerOnly() Option { return WithPreferLocal(false) }
 
-// WithTopicRouting sends every remote act through the act exchange with
-// the routing key of its pattern, where the broker routes it to the
-// service version's queue by the bindings, instead of straight to that
-// queue (which the caller knows from the catalog) through the default
-// exchange. The broker's answer is the same; topic routing costs RabbitMQ
-// a fifth to a quarter of its throughput for acts (WIRE.md), but a queue bound
-// to the act exchange with "#" then sees every act.
-func WithTopicRouting() Option { return func(c *config) { c.topicRouting = true } }
+// WithDirectToQueue publishes each remote act straight to the queue of
+// the service version it resolved to, through AMQP's default exchange
+// (the catalog names every version's queue), instead of on the act
+// exchange with the routing key of its pattern. The broker has no routing
+// to do, which costs it less (see the benchmarks in the README); but such
+// acts are invisible on the act exchange: a queue bound there (patbus
+// tail, an audit tap, a foreign consumer) does not see them. The default,
+// every act on the act exchange, is the shape the whole system is built
+// around.
+func WithDirectToQueue() Option { return func(c *config) { c.directToQueue = true } }
 
 // WithMaxMessageSize bounds the body of an act sent over the broker and of
 // the replies this instance sends. A larger act fails with an error

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/patbus/patbus/bus"
 	"github.com/patbus/patbus/patterns"
 )
 
@@ -73,7 +74,7 @@ func (s *Service) rebuildLocked() {
 				continue // too long to route; the announcing service could not bind it either
 			}
 			queue := in.queue
-			if len(queue) > 255 {
+			if len(queue) > bus.MaxNameLen {
 				queue = "" // no AMQP queue has such a name: route by key
 			}
 			e.pv[id] = provider{service: in.service, version: in.version, ver: in.ver, key: key, queue: queue, target: id}

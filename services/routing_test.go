@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/patbus/patbus/bus"
 	"github.com/patbus/patbus/internal/wire"
+	"github.com/patbus/patbus/patterns"
+	"github.com/patbus/patbus/rpc"
 	"github.com/patbus/patbus/services"
 )
 
@@ -280,16 +283,23 @@ func TestAddAfterStartIsAnnounced(t *testing.T) {
 	})
 }
 
-// A remote act goes straight to the service version's queue (the catalog
-// names it); with WithTopicRouting it goes through the act exchange, where
-// a queue bound with "#" sees it.
-func TestTopicRouting(t *testing.T) {
+// Every remote act is a publish on the act exchange with the routing key
+// of its resolved pattern extended with $$target and $$version: a queue
+// bound there with "#" sees every act of a run of mixed patterns, and none
+// of a caller that opted out with WithDirectToQueue.
+func TestEveryActOnTheActExchange(t *testing.T) {
 	brokers(t, func(t *testing.T, e *env) {
 		ctx := ctxT(t)
 		b := e.broker()
-		srv := e.svc(e.name("srv"), "1.0.0", func(s *services.Service) { whoami(s, "probe:1") })
-		direct := e.svc(e.name("direct"), "1.0.0", nil)
-		topic := e.svc(e.name("topic"), "1.0.0", nil, services.WithTopicRouting())
+		name := e.name("srv")
+		pats := []string{"probe:1", "probe:2,role:x", "cmd:z,probe:3", "probe:4,v:é.b"}
+		srv := e.svc(name, "1.2.0", func(s *services.Service) {
+			for _, p := range pats {
+				whoami(s, p)
+			}
+		})
+		byDefault := e.svc(e.name("default"), "1.0.0", nil)
+		optOut := e.svc(e.name("direct"), "1.0.0", nil, services.WithDirectToQueue())
 		tap := "patbus.test.services.tap." + wire.NewID()[:8]
 		if _, err := b.DeclareQueue(ctx, bus.Queue{Name: tap, Exclusive: true, AutoDelete: true}); err != nil {
 			t.Fatal(err)
@@ -302,26 +312,82 @@ func TestTopicRouting(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer sub.Cancel(context.Background())
-		waitFor(t, direct, "probe:1")
-		waitFor(t, topic, "probe:1")
-		want := srv.Name() + "@1.0.0"
-		for _, caller := range []*services.Service{direct, topic} {
-			if got, local := who(t, caller, "probe:1", map[string]any{"from": caller.Name()}); got != want || local {
-				t.Errorf("%s: answered by %s (local %v), want %s", caller.Name(), got, local, want)
+		for _, p := range pats {
+			waitFor(t, byDefault, p)
+			waitFor(t, optOut, p)
+		}
+		want := srv.Name() + "@1.2.0"
+		const rounds = 5
+		sent := map[string]string{} // act id -> pattern
+		for i := 0; i < rounds; i++ {
+			for j, p := range pats {
+				for _, caller := range []*services.Service{optOut, byDefault} {
+					id := fmt.Sprintf("%s-%d-%d", caller.Name(), i, j)
+					if got, local := who(t, caller, p, map[string]any{"id": id}); got != want || local {
+						t.Fatalf("%s: %s answered by %s (local %v), want %s", caller.Name(), p, got, local, want)
+					}
+					if caller == byDefault {
+						sent[id] = p
+					}
+				}
 			}
 		}
-		// The tap's first message is the second act: the first never
-		// passed through the exchange.
+		for len(sent) > 0 {
+			select {
+			case d := <-sub.Deliveries():
+				var body struct{ ID string }
+				if err := json.Unmarshal(d.Body, &body); err != nil {
+					t.Fatal(err)
+				}
+				p, ok := sent[body.ID]
+				if !ok {
+					t.Fatalf("the tap saw an act it should not: %s", d.Body)
+				}
+				delete(sent, body.ID)
+				pat := patterns.MustParse(p)
+				key, _ := patterns.Key(pat.With("$$target", name).With("$$version", "1.2.0"))
+				if d.Exchange != testAct || d.RoutingKey != key || d.Type != pat.String() {
+					t.Errorf("act %s on %q with key %q and type %q, want %q and %q", body.ID, d.Exchange, d.RoutingKey, d.Type, key, pat)
+				}
+			case <-ctx.Done():
+				t.Fatalf("the tap missed %d acts: %v", len(sent), sent)
+			}
+		}
+		// None of the opt-out caller's acts follows.
 		select {
 		case d := <-sub.Deliveries():
-			if !strings.Contains(string(d.Body), topic.Name()) {
-				t.Errorf("the act exchange saw %s first, want the act of %s", d.Body, topic.Name())
-			}
-			if d.Type != "probe:1" {
-				t.Errorf("act type %q, want the pattern", d.Type)
-			}
-		case <-ctx.Done():
-			t.Fatal("the act exchange saw no act")
+			t.Errorf("the tap saw %s", d.Body)
+		case <-time.After(100 * time.Millisecond):
+		}
+	})
+}
+
+// What WIRE.md tells a program without a catalog: the routing key of the
+// pattern alone reaches nobody (the broker returns it at once), the key
+// extended with $$target and $$version reaches the version's queue.
+func TestForeignCallerNeedsTargetAndVersion(t *testing.T) {
+	brokers(t, func(t *testing.T, e *env) {
+		name := e.name("srv")
+		e.svc(name, "1.0.0", func(s *services.Service) { whoami(s, "role:foreign,cmd:hello") })
+		client, err := rpc.NewClient(ctxT(t), e.broker())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		pat := patterns.MustParse("role:foreign,cmd:hello")
+		bare, _ := patterns.Key(pat)
+		_, err = client.Call(ctxT(t), rpc.Request{Exchange: testAct, Key: bare, Body: []byte(`{"role":"foreign","cmd":"hello"}`)})
+		if !errors.Is(err, rpc.ErrNoRoute) {
+			t.Fatalf("the pattern's own key: %v, want ErrNoRoute at once", err)
+		}
+		full, _ := patterns.Key(pat.With("$$target", name).With("$$version", "1.0.0"))
+		rep, err := client.Call(ctxT(t), rpc.Request{Exchange: testAct, Key: full, Pattern: pat.String(),
+			Body: []byte(`{"role":"foreign","cmd":"hello"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(rep.Body), name) {
+			t.Errorf("answered %s", rep.Body)
 		}
 	})
 }
