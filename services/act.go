@@ -63,6 +63,11 @@ func (s *Service) act(ctx context.Context, p patterns.Pattern, pairs []patterns.
 	for _, pr := range pairs {
 		data[pr.Key] = pr.JSON()
 	}
+	if v, ok := data[keyVersion]; ok {
+		if _, err := s.pins.get(pin(v)); err != nil {
+			return nil, fmt.Errorf("services: act %s: %w", p, err)
+		}
+	}
 	ctx, tx := wire.EnsureTx(ctx)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

@@ -127,18 +127,24 @@ type resolution struct {
 // resolve finds where msg goes. The message matches by the Patrun rules as
 // it is, $$target and $$version included (so a pattern may name them). The
 // message's $$target and $$version then filter who may serve the winning
-// pattern: the local action (preferred unless the service is broker-only),
-// else the newest version among the remote providers. When the pins leave
+// pattern ($$version an exact version or a semver range): the local action
+// (preferred unless the service is broker-only), else the newest version
+// among the remote providers that the pins allow; without a $$version, a
+// release before any prerelease. When the pins leave
 // nobody for the winning pattern, the other patterns that match the message
 // are tried, the one with the most pairs first.
 func (s *Service) resolve(snap *snapshot, msg map[string]any) (resolution, bool) {
-	target, version := pin(msg[keyTarget]), pin(msg[keyVersion])
+	target, raw := pin(msg[keyTarget]), pin(msg[keyVersion])
+	version, err := s.pins.get(raw)
+	if err != nil {
+		return resolution{}, false // Act reports it before it resolves
+	}
 	if r, ok := snap.routes.Find(msg); ok {
 		if res, ok := s.choose(r, target, version); ok {
 			return res, true
 		}
 	}
-	if target == "" && version == "" {
+	if target == "" && version == nil {
 		return resolution{}, false
 	}
 	all := snap.routes.Collect(msg)
@@ -151,16 +157,28 @@ func (s *Service) resolve(snap *snapshot, msg map[string]any) (resolution, bool)
 	return resolution{}, false
 }
 
-func (s *Service) choose(r *route, target, version string) (resolution, bool) {
-	localOK := r.local != nil && (target == "" || target == s.name) && (version == "" || version == s.version)
+func (s *Service) choose(r *route, target string, version *versionPin) (resolution, bool) {
+	localOK := r.local != nil && (target == "" || target == s.name) && version.allows(s.version, s.ver)
 	if localOK && s.cfg.preferLocal {
 		return resolution{route: r, local: r.local}, true
 	}
+	// Newest first; an unpinned act goes to a prerelease only when no
+	// release serves the pattern (a canary gets the traffic pinned to it).
+	var pre *provider
 	for i := range r.remote {
 		p := &r.remote[i]
-		if (target == "" || target == p.service) && (version == "" || version == p.version) {
+		if (target == "" || target == p.service) && version.allows(p.version, p.ver) {
+			if version == nil && p.ver.prerelease() {
+				if pre == nil {
+					pre = p
+				}
+				continue
+			}
 			return resolution{route: r, remote: p}, true
 		}
+	}
+	if pre != nil {
+		return resolution{route: r, remote: pre}, true
 	}
 	if localOK {
 		return resolution{route: r, local: r.local}, true

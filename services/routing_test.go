@@ -171,8 +171,15 @@ func TestVersionsAndTargets(t *testing.T) {
 			input   map[string]any
 			want    string
 		}{
-			// Newest by semver precedence: 2.0.0-rc.1 > 1.10.0 > 1.9.0 > 1.0.0.
-			{"role:calc,cmd:ver", nil, calc + "@2.0.0-rc.1"},
+			// Newest release by semver precedence: 1.10.0 > 1.9.0 > 1.0.0; the
+			// prerelease 2.0.0-rc.1 only when asked for.
+			{"role:calc,cmd:ver", nil, calc + "@1.10.0"},
+			{"role:calc,cmd:ver", map[string]any{"$$version": "^1"}, calc + "@1.10.0"},
+			{"role:calc,cmd:ver", map[string]any{"$$version": "~1.9.0"}, calc + "@1.9.0"},
+			{"role:calc,cmd:ver", map[string]any{"$$version": ">=1.0.0 <1.9.0"}, calc + "@1.0.0"},
+			{"role:calc,cmd:ver", map[string]any{"$$version": "1.x"}, calc + "@1.10.0"},
+			{"role:calc,cmd:ver", map[string]any{"$$version": ">=1.5"}, calc + "@1.10.0"},
+			{"role:calc,cmd:ver", map[string]any{"$$version": ">=2.0.0-rc.0"}, calc + "@2.0.0-rc.1"},
 			{"role:calc,cmd:ver", map[string]any{"$$version": "1.9.0"}, calc + "@1.9.0"},
 			{"role:calc,cmd:ver,$$version:1.0.0", nil, calc + "@1.0.0"},
 			{"role:calc,cmd:ver", map[string]any{"$$target": calc, "$$version": "2.0.0-rc.1"}, calc + "@2.0.0-rc.1"},
@@ -188,9 +195,15 @@ func TestVersionsAndTargets(t *testing.T) {
 			}
 		}
 		// Pins nobody matches: no route, at once.
-		for _, in := range []map[string]any{{"$$version": "9.9.9"}, {"$$target": "nobody"}} {
+		for _, in := range []map[string]any{{"$$version": "9.9.9"}, {"$$target": "nobody"}, {"$$version": "^3"}, {"$$version": "2.x"}} {
 			if _, err := caller.Act(ctxT(t), "role:calc,cmd:ver", in); !errors.Is(err, services.ErrNoRoute) {
 				t.Errorf("pin %v: err %v, want ErrNoRoute", in, err)
+			}
+		}
+		// A pin that is neither a version nor a range is bad input.
+		for _, bad := range []string{"v1..2", "1.2.x.y", ">=>1", "^"} {
+			if _, err := caller.Act(ctxT(t), "role:calc,cmd:ver", map[string]any{"$$version": bad}); !errors.Is(err, services.ErrInvalidInput) {
+				t.Errorf("pin %q: err %v, want ErrInvalidInput", bad, err)
 			}
 		}
 		var entry *services.CatalogEntry

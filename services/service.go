@@ -60,6 +60,7 @@ type Service struct {
 
 	snap   atomic.Pointer[snapshot]
 	parsed patternCache
+	pins   pinCache
 
 	announceNow chan struct{}
 	// heard is closed once the first discovery round is over (or the
