@@ -24,6 +24,9 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if name := os.Getenv("PATBUS_TEST_CHILD"); name != "" {
+		os.Exit(runChild(name)) // the service process of TestRunProcessSIGTERM
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -32,6 +32,8 @@ const (
 	// DefaultRegistryExchange is the fanout exchange of the catalog
 	// (DESIGN.md section 6).
 	DefaultRegistryExchange = "patbus.registry"
+	// DefaultDrainTimeout bounds the graceful stop of Run.
+	DefaultDrainTimeout = 10 * time.Second
 )
 
 // Option configures a Service.
@@ -52,6 +54,7 @@ type config struct {
 	directReply    bool
 	confirmReplies bool
 	middleware     []patbus.Middleware
+	drainTimeout   time.Duration
 }
 
 func defaults() config {
@@ -64,6 +67,7 @@ func defaults() config {
 		maxMessageSize: DefaultMaxMessageSize,
 		actExchange:    DefaultActExchange,
 		registry:       DefaultRegistryExchange,
+		drainTimeout:   DefaultDrainTimeout,
 	}
 }
 
@@ -89,6 +93,9 @@ func newConfig(opts []Option) (config, error) {
 	}
 	if c.actExchange == "" || c.registry == "" {
 		problems = append(problems, errors.New("exchange names must not be empty"))
+	}
+	if c.drainTimeout <= 0 {
+		problems = append(problems, fmt.Errorf("drain timeout must be positive, got %v", c.drainTimeout))
 	}
 	if c.queueExpires < 0 {
 		problems = append(problems, fmt.Errorf("queue expiry must not be negative, got %v", c.queueExpires))
@@ -192,3 +199,8 @@ func WithConfirmedReplies() Option { return func(c *config) { c.confirmReplies =
 func WithMiddleware(mw ...patbus.Middleware) Option {
 	return func(c *config) { c.middleware = append(c.middleware, mw...) }
 }
+
+// WithDrainTimeout bounds how long Run lets the requests in flight finish
+// once it was told to stop; what has not finished by then goes back to the
+// queue, for another instance. Default DefaultDrainTimeout (10s).
+func WithDrainTimeout(d time.Duration) Option { return func(c *config) { c.drainTimeout = d } }
