@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/patbus/patbus"
@@ -90,6 +91,10 @@ func (s *Service) act(ctx context.Context, p patterns.Pattern, pairs []patterns.
 			return rep, nil
 		}
 		s.logAct(ctx, slog.LevelDebug, "services: act has no route", tx, p, "")
+		if sick := s.criticalFor(s.snap.Load(), data); len(sick) > 0 {
+			return nil, fmt.Errorf("services: no healthy service for pattern %s (%s: %w): %w",
+				p, strings.Join(sick, ", "), errUnhealthy, ErrNoRoute)
+		}
 		return nil, fmt.Errorf("services: no service for pattern %s: %w", p, ErrNoRoute)
 	}
 	if res.local != nil {

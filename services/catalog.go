@@ -31,6 +31,7 @@ type instanceInfo struct {
 	heartbeat            time.Duration
 	lastSeen             time.Time
 	self                 bool
+	consul               bool // registered in Consul under its id
 }
 
 func newCatalog() catalog {
@@ -63,6 +64,9 @@ type registryMessage struct {
 	Patterns    []string `json:"patterns,omitempty"`
 	Queue       string   `json:"queue,omitempty"`
 	HeartbeatMS int64    `json:"heartbeat_ms,omitempty"`
+	// Consul says the instance is registered in Consul under its
+	// instance id, so that callers that watch Consul route by its health.
+	Consul bool `json:"consul,omitempty"`
 }
 
 // joinCatalog declares the instance's registry queue, starts consuming it,
@@ -94,8 +98,9 @@ func (s *Service) joinCatalog(ctx context.Context) error {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.mu.Lock()
-	s.reg, s.bgCancel = reg, cancel
+	s.reg, s.bgCancel, s.watchCtx = reg, cancel, bg
 	s.mu.Unlock()
+	s.startConsul()
 	s.wg.Add(1)
 	go s.heartbeatLoop(bg)
 	s.startDiscovery()
@@ -119,7 +124,8 @@ func (s *Service) announce(ctx context.Context) error {
 		canon[i], pats[i] = a.canon, a.pattern
 	}
 	s.upsertLocked(&instanceInfo{id: s.instance, service: s.name, version: s.version, ver: s.ver,
-		queue: s.queueName(), patterns: pats, canon: canon, heartbeat: s.cfg.heartbeat, lastSeen: time.Now(), self: true})
+		queue: s.queueName(), patterns: pats, canon: canon, heartbeat: s.cfg.heartbeat, lastSeen: time.Now(), self: true,
+		consul: s.consul != nil})
 	s.mu.Unlock()
 	s.annMu.Lock()
 	defer s.annMu.Unlock()
@@ -127,7 +133,8 @@ func (s *Service) announce(ctx context.Context) error {
 		return nil
 	}
 	return s.publishRegistry(ctx, registryMessage{Type: regAnnounce, Service: s.name, Version: s.version,
-		Instance: s.instance, Patterns: canon, Queue: s.queueName(), HeartbeatMS: s.cfg.heartbeat.Milliseconds()})
+		Instance: s.instance, Patterns: canon, Queue: s.queueName(), HeartbeatMS: s.cfg.heartbeat.Milliseconds(),
+		Consul: s.consul != nil})
 }
 
 func (s *Service) publishRegistry(ctx context.Context, m registryMessage) error {
@@ -213,7 +220,7 @@ func (s *Service) handleRegistry(body []byte) {
 			return
 		}
 		in := &instanceInfo{id: m.Instance, service: m.Service, version: m.Version, ver: ver, queue: m.Queue,
-			heartbeat: time.Duration(m.HeartbeatMS) * time.Millisecond, lastSeen: time.Now()}
+			heartbeat: time.Duration(m.HeartbeatMS) * time.Millisecond, lastSeen: time.Now(), consul: m.Consul}
 		if in.heartbeat <= 0 {
 			in.heartbeat = DefaultHeartbeat
 		}
@@ -226,6 +233,9 @@ func (s *Service) handleRegistry(body []byte) {
 			in.canon = append(in.canon, p.String())
 		}
 		s.mu.Lock()
+		if in.consul {
+			s.watchLocked(in.service)
+		}
 		s.upsertLocked(in)
 		s.mu.Unlock()
 	}
@@ -335,9 +345,31 @@ func (s *Service) WaitFor(ctx context.Context, pattern string) error {
 type CatalogEntry struct {
 	Service   string
 	Version   string
-	Instances []string // instance ids, sorted
-	Patterns  []string // canonical patterns, sorted
+	Instances []Instance // sorted by id
+	Patterns  []string   // canonical patterns, sorted
+	// Health is the version's health in Consul, for a caller made with
+	// WithConsul: HealthPassing when an instance passes, else
+	// HealthWarning, else HealthCritical (not routed to); "" when Consul
+	// does not track the version or this service does not watch it.
+	Health string
+	// HealthStale is set while Consul is unreachable: Health is the last
+	// known.
+	HealthStale bool
 }
+
+// Instance is one live instance of a service version.
+type Instance struct {
+	ID string
+	// LastSeen is when its last announcement was heard (for this
+	// instance itself: when it last announced).
+	LastSeen time.Time
+	// Health is its status in Consul, "" when Consul does not track it.
+	Health string
+}
+
+// healthRank orders Consul states for a version's health: the best of its
+// instances.
+var healthRank = map[string]int{"": 0, HealthCritical: 1, HealthWarning: 2, HealthPassing: 3}
 
 // Catalog returns what the service knows of the catalog: every service
 // version with a live instance, itself included, sorted by name then
@@ -358,7 +390,14 @@ func (s *Service) Catalog() []CatalogEntry {
 			a = &acc{e: CatalogEntry{Service: in.service, Version: in.version}, ver: in.ver, pats: map[string]bool{}}
 			by[k] = a
 		}
-		a.e.Instances = append(a.e.Instances, in.id)
+		h := s.healthOfLocked(in)
+		a.e.Instances = append(a.e.Instances, Instance{ID: in.id, LastSeen: in.lastSeen, Health: h})
+		if healthRank[h] > healthRank[a.e.Health] {
+			a.e.Health = h
+		}
+		if v := s.health[in.service]; v != nil && v.stale && in.consul {
+			a.e.HealthStale = true
+		}
 		for _, c := range in.canon {
 			a.pats[c] = true
 		}
@@ -370,7 +409,7 @@ func (s *Service) Catalog() []CatalogEntry {
 			a.e.Patterns = append(a.e.Patterns, c)
 		}
 		sort.Strings(a.e.Patterns)
-		sort.Strings(a.e.Instances)
+		sort.Slice(a.e.Instances, func(i, j int) bool { return a.e.Instances[i].ID < a.e.Instances[j].ID })
 		out = append(out, a.e)
 		vers[k] = a.ver
 	}

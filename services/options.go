@@ -40,34 +40,40 @@ const (
 type Option func(*config)
 
 type config struct {
-	broker         bus.Broker
-	logger         *slog.Logger
-	timeout        time.Duration
-	prefetch       int
-	heartbeat      time.Duration
-	preferLocal    bool
-	directToQueue  bool
-	maxMessageSize int
-	actExchange    string
-	registry       string
-	queueExpires   time.Duration
-	directReply    bool
-	confirmReplies bool
-	middleware     []patbus.Middleware
-	drainTimeout   time.Duration
+	broker          bus.Broker
+	logger          *slog.Logger
+	timeout         time.Duration
+	prefetch        int
+	heartbeat       time.Duration
+	preferLocal     bool
+	directToQueue   bool
+	maxMessageSize  int
+	actExchange     string
+	registry        string
+	queueExpires    time.Duration
+	directReply     bool
+	confirmReplies  bool
+	middleware      []patbus.Middleware
+	drainTimeout    time.Duration
+	consul          bool
+	consulAddr      string
+	healthTTL       time.Duration
+	deregisterAfter time.Duration
 }
 
 func defaults() config {
 	return config{
-		logger:         logx.Discard(),
-		timeout:        DefaultTimeout,
-		prefetch:       DefaultPrefetch,
-		heartbeat:      DefaultHeartbeat,
-		preferLocal:    true,
-		maxMessageSize: DefaultMaxMessageSize,
-		actExchange:    DefaultActExchange,
-		registry:       DefaultRegistryExchange,
-		drainTimeout:   DefaultDrainTimeout,
+		logger:          logx.Discard(),
+		timeout:         DefaultTimeout,
+		prefetch:        DefaultPrefetch,
+		heartbeat:       DefaultHeartbeat,
+		preferLocal:     true,
+		maxMessageSize:  DefaultMaxMessageSize,
+		actExchange:     DefaultActExchange,
+		registry:        DefaultRegistryExchange,
+		drainTimeout:    DefaultDrainTimeout,
+		healthTTL:       DefaultHealthTTL,
+		deregisterAfter: DefaultDeregisterAfter,
 	}
 }
 
@@ -93,6 +99,12 @@ func newConfig(opts []Option) (config, error) {
 	}
 	if c.actExchange == "" || c.registry == "" {
 		problems = append(problems, errors.New("exchange names must not be empty"))
+	}
+	if c.healthTTL < 100*time.Millisecond {
+		problems = append(problems, fmt.Errorf("health TTL must be at least 100ms, got %v", c.healthTTL))
+	}
+	if c.deregisterAfter <= 0 {
+		problems = append(problems, fmt.Errorf("deregister-after must be positive, got %v", c.deregisterAfter))
 	}
 	if c.drainTimeout <= 0 {
 		problems = append(problems, fmt.Errorf("drain timeout must be positive, got %v", c.drainTimeout))
@@ -204,3 +216,29 @@ func WithMiddleware(mw ...patbus.Middleware) Option {
 // once it was told to stop; what has not finished by then goes back to the
 // queue, for another instance. Default DefaultDrainTimeout (10s).
 func WithDrainTimeout(d time.Duration) Option { return func(c *config) { c.drainTimeout = d } }
+
+// WithConsul makes the service use Consul at addr ("127.0.0.1:8500"; ""
+// means the standard CONSUL_HTTP_ADDR and the other CONSUL_* variables)
+// for health and versions only (the catalog of patterns stays on the bus):
+// each instance registers itself with its version (meta "version" and a
+// tag "v<version>") and act queue (meta "queue") and a TTL check that it
+// keeps passing from its real state (critical while its broker connection
+// is down or its act consumer has stopped), and deregisters first thing
+// when it stops; and the service routes its acts only to versions with an
+// instance Consul does not know as critical. Without it, the catalog's
+// heartbeats alone decide. A Consul that is down or refuses never stops a
+// service: it starts anyway, retries in the background, routes on the last
+// known health and says so once in its log.
+func WithConsul(addr string) Option {
+	return func(c *config) { c.consul, c.consulAddr = true, addr }
+}
+
+// WithHealthTTL sets the TTL of the instance's check in Consul: an
+// instance that stops updating it (killed, hung) turns critical within it.
+// The instance updates it three times per TTL. Default DefaultHealthTTL.
+func WithHealthTTL(d time.Duration) Option { return func(c *config) { c.healthTTL = d } }
+
+// WithDeregisterAfter sets how long an instance may stay critical in
+// Consul before Consul removes it by itself (Consul's minimum is a
+// minute). Default DefaultDeregisterAfter.
+func WithDeregisterAfter(d time.Duration) Option { return func(c *config) { c.deregisterAfter = d } }

@@ -27,6 +27,10 @@ type route struct {
 	canon   string
 	local   *action    // the local action, or nil
 	remote  []provider // newest version first
+	// critical names the versions (service@version) that serve the
+	// pattern but have no instance that Consul does not know as critical:
+	// they are not routed to, and an act that finds nobody else says so.
+	critical []string
 }
 
 // provider is one service version that serves a route.
@@ -43,15 +47,16 @@ type provider struct {
 // they were first seen, which decides only among globs on one key.
 func (s *Service) rebuildLocked() {
 	type entry struct {
-		r   *route
-		seq uint64
-		pv  map[string]provider
+		r    *route
+		seq  uint64
+		pv   map[string]provider
+		sick map[string]bool
 	}
 	entries := map[string]*entry{}
 	get := func(p patterns.Pattern, canon string) *entry {
 		e, ok := entries[canon]
 		if !ok {
-			e = &entry{r: &route{pattern: p, canon: canon}, seq: s.cat.seen(canon), pv: map[string]provider{}}
+			e = &entry{r: &route{pattern: p, canon: canon}, seq: s.cat.seen(canon), pv: map[string]provider{}, sick: map[string]bool{}}
 			entries[canon] = e
 		}
 		return e
@@ -63,9 +68,14 @@ func (s *Service) rebuildLocked() {
 		get(a.pattern, a.canon).r.local = a
 	}
 	for _, in := range s.cat.instances {
+		critical := s.healthOfLocked(in) == HealthCritical
 		for i, p := range in.patterns {
 			e := get(p, in.canon[i])
 			id := in.service + "@" + in.version
+			if critical {
+				e.sick[id] = true
+				continue
+			}
 			if _, ok := e.pv[id]; ok {
 				continue
 			}
@@ -82,6 +92,12 @@ func (s *Service) rebuildLocked() {
 	}
 	list := make([]*entry, 0, len(entries))
 	for _, e := range entries {
+		for id := range e.sick {
+			if _, ok := e.pv[id]; !ok {
+				e.r.critical = append(e.r.critical, id)
+			}
+		}
+		sort.Strings(e.r.critical)
 		for _, p := range e.pv {
 			e.r.remote = append(e.r.remote, p)
 		}
@@ -196,4 +212,14 @@ func pin(v any) string {
 	default:
 		return fmt.Sprint(x)
 	}
+}
+
+// criticalFor names the versions that would serve msg but are critical in
+// Consul, for the error of an act that found nobody healthy.
+func (s *Service) criticalFor(snap *snapshot, msg map[string]any) []string {
+	var out []string
+	for _, r := range snap.routes.Collect(msg) {
+		out = append(out, r.critical...)
+	}
+	return out
 }

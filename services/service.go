@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/patbus/patbus/bus"
 	"github.com/patbus/patbus/internal/engine"
 	"github.com/patbus/patbus/internal/wire"
@@ -57,6 +59,15 @@ type Service struct {
 	client  *rpc.Client
 	server  *rpc.Server
 	reg     *engine.Consumer // the catalog's consumer
+
+	// Consul (WithConsul): the client; the registration loop's stop and
+	// end; and, guarded by mu, the health of the services watched.
+	consul       *api.Client
+	consulCancel context.CancelFunc
+	consulDone   chan struct{}
+	health       map[string]*healthView
+	watching     map[string]bool
+	watchCtx     context.Context // the watchers' context, set at start
 
 	snap   atomic.Pointer[snapshot]
 	parsed patternCache
@@ -120,6 +131,14 @@ func New(name, version string, opts ...Option) (*Service, error) {
 		parsed:      patternCache{m: map[string]*parsedPattern{}},
 	}
 	s.closing, s.stopAll = context.WithCancel(context.Background())
+	if cfg.consul {
+		c, err := newConsul(cfg.consulAddr)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		s.consul, s.consulDone = c, make(chan struct{})
+		s.health, s.watching = map[string]*healthView{}, map[string]bool{}
+	}
 	if s.broker == nil {
 		b, err := bus.NewMemory()
 		if err != nil {
@@ -486,6 +505,7 @@ func (s *Service) serveAgain(old *rpc.Server) error {
 // instance) and returns ctx.Err().
 func (s *Service) Shutdown(ctx context.Context) error {
 	if s.state.Load() == stateRunning {
+		s.deregister(ctx)
 		s.leave(ctx)
 	}
 	s.mu.Lock()
@@ -524,6 +544,7 @@ func (s *Service) close(ctx context.Context) error {
 			s.unlock()
 		}
 		if wasRunning {
+			s.deregister(ctx)
 			s.leave(ctx)
 		}
 		var errs []error

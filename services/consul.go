@@ -1,0 +1,310 @@
+package services
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/patbus/patbus/bus"
+)
+
+// Consul's health states, as the instances' TTL checks report them.
+const (
+	HealthPassing  = api.HealthPassing
+	HealthWarning  = api.HealthWarning
+	HealthCritical = api.HealthCritical
+)
+
+// Defaults of the Consul options.
+const (
+	// DefaultHealthTTL is the TTL of an instance's check in Consul: an
+	// instance that stops updating it (killed, hung) turns critical
+	// within it. The instance updates it three times per TTL.
+	DefaultHealthTTL = 10 * time.Second
+	// DefaultDeregisterAfter is how long an instance may stay critical
+	// before Consul removes it by itself; Consul's minimum is a minute.
+	DefaultDeregisterAfter = time.Minute
+)
+
+// consulCallTimeout bounds every single call to Consul but the blocking
+// health queries: nothing in a service waits longer on Consul.
+const consulCallTimeout = 2 * time.Second
+
+// consulWait bounds one blocking health query; a change answers at once.
+const consulWait = 30 * time.Second
+
+// newConsul makes the Consul client for WithConsul: addr, or the standard
+// CONSUL_HTTP_ADDR (and the other CONSUL_* variables) when addr is "".
+func newConsul(addr string) (*api.Client, error) {
+	cfg := api.DefaultConfig()
+	if addr != "" {
+		cfg.Address = addr
+	}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul at %q: %w", cfg.Address, err)
+	}
+	return c, nil
+}
+
+// checkID names the instance's TTL check in Consul.
+func (s *Service) checkID() string { return "patbus:" + s.instance }
+
+// healthNow is the instance's own state, as its Consul check reports it:
+// critical while its broker connection is down or its act consumer has
+// stopped, passing otherwise.
+func (s *Service) healthNow() (status, note string) {
+	if c, ok := s.broker.(bus.Connectivity); ok && !c.Connected() {
+		return HealthCritical, "broker connection down"
+	}
+	s.mu.Lock()
+	srv := s.server
+	s.mu.Unlock()
+	if srv != nil {
+		select {
+		case <-srv.Done():
+			return HealthCritical, "act consumer stopped"
+		default:
+		}
+	}
+	return HealthPassing, "serving"
+}
+
+// register registers the instance in Consul, with its version in the meta
+// and a tag, its act queue in the meta, and a TTL check in its current
+// state.
+func (s *Service) register(ctx context.Context) error {
+	status, note := s.healthNow()
+	reg := &api.AgentServiceRegistration{
+		ID:   s.instance,
+		Name: s.name,
+		Tags: []string{"v" + s.version},
+		Meta: map[string]string{"version": s.version, "queue": s.queueName(), "instance": s.instance},
+		Check: &api.AgentServiceCheck{
+			CheckID:                        s.checkID(),
+			Name:                           "patbus instance " + s.instance,
+			TTL:                            s.cfg.healthTTL.String(),
+			DeregisterCriticalServiceAfter: s.cfg.deregisterAfter.String(),
+			Status:                         status,
+			Notes:                          "passing while the instance's broker connection is up and it serves its act queue",
+		},
+	}
+	ctx, cancel := context.WithTimeout(ctx, consulCallTimeout)
+	defer cancel()
+	if err := s.consul.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)); err != nil {
+		return err
+	}
+	s.log.Debug("services: registered in consul", "service", s.name, "version", s.version, "instance", s.instance, "status", status, "note", note)
+	return nil
+}
+
+// consulLoop keeps the instance registered and its check updated from its
+// real state until ctx ends. When Consul is down or refuses, the service
+// runs on: it retries in the background and says so once per cause.
+func (s *Service) consulLoop(ctx context.Context) {
+	defer close(s.consulDone)
+	every := min(max(s.cfg.healthTTL/3, 100*time.Millisecond), 5*time.Second)
+	registered := false
+	var lastErr string
+	fail := func(what string, err error) {
+		if msg := err.Error(); msg != lastErr {
+			lastErr = msg
+			s.log.Warn("services: consul "+what+" failed; retrying", "service", s.name, "instance", s.instance, "err", err)
+		}
+	}
+	for {
+		if !registered {
+			if err := s.register(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				fail("registration", err)
+			} else {
+				registered = true
+				if lastErr != "" {
+					s.log.Info("services: registered in consul again", "service", s.name, "instance", s.instance)
+				}
+				lastErr = ""
+			}
+		} else {
+			status, note := s.healthNow()
+			cctx, cancel := context.WithTimeout(ctx, consulCallTimeout)
+			err := s.consul.Agent().UpdateTTLOpts(s.checkID(), note, status, (&api.QueryOptions{}).WithContext(cctx))
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				// An agent that restarted, or removed the instance, no
+				// longer knows the check: register again.
+				fail("health update", err)
+				registered = false
+			}
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// startConsul registers the instance and keeps its check, when the
+// service has Consul and something to serve.
+func (s *Service) startConsul() {
+	if s.consul == nil || s.quiet {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.mu.Lock()
+	s.consulCancel = cancel
+	s.mu.Unlock()
+	go s.consulLoop(ctx)
+}
+
+// deregister stops the check's updates and removes the instance from
+// Consul, first thing when the service stops; bounded by ctx and a short
+// timeout, so that a Consul that is away never holds up a stop (Consul
+// then removes the instance itself once its check has been critical for
+// the deregister-after time).
+func (s *Service) deregister(ctx context.Context) {
+	s.mu.Lock()
+	cancel := s.consulCancel
+	s.consulCancel = nil
+	s.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-s.consulDone
+	ctx, stop := context.WithTimeout(context.WithoutCancel(ctx), consulCallTimeout)
+	defer stop()
+	if err := s.consul.Agent().ServiceDeregisterOpts(s.instance, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		s.log.Warn("services: consul deregistration failed; consul removes the instance once its check has been critical long enough",
+			"service", s.name, "instance", s.instance, "err", err)
+		return
+	}
+	s.log.Debug("services: deregistered from consul", "service", s.name, "instance", s.instance)
+}
+
+// watchHealth follows the health of every instance of the named service in
+// Consul with blocking queries (each answers as soon as something
+// changes) until ctx ends, and routes by it. While Consul is unreachable
+// the last known health stays in force; that is logged once, and once
+// when Consul answers again.
+func (s *Service) watchHealth(ctx context.Context, name string) {
+	defer s.wg.Done()
+	var index uint64
+	failing := false
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		q := (&api.QueryOptions{WaitIndex: index, WaitTime: consulWait}).WithContext(ctx)
+		entries, meta, err := s.consul.Health().Service(name, "", false, q)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !failing {
+				failing = true
+				s.log.Warn("services: consul unreachable; routing on the last known health", "service", s.name, "watching", name, "err", err)
+				s.setHealthStale(name, true)
+			}
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		if failing {
+			failing = false
+			s.log.Info("services: consul answers again", "service", s.name, "watching", name)
+			s.setHealthStale(name, false)
+		}
+		// Consul's rule for blocking queries: an index that goes back
+		// starts the wait over.
+		if meta.LastIndex < index {
+			index = 0
+		} else {
+			index = meta.LastIndex
+		}
+		states := make(map[string]string, len(entries))
+		for _, e := range entries {
+			if e.Service != nil {
+				states[e.Service.ID] = e.Checks.AggregatedStatus()
+			}
+		}
+		s.setHealth(name, states)
+	}
+}
+
+// healthView is what a caller knows of one service's health in Consul.
+type healthView struct {
+	states map[string]string // instance id -> Consul status
+	stale  bool              // Consul is unreachable: states are the last known
+	heard  bool              // Consul has answered at least once
+}
+
+// setHealth records the states Consul gave for the named service and
+// routes by them.
+func (s *Service) setHealth(name string, states map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.health[name]
+	if h == nil {
+		h = &healthView{}
+		s.health[name] = h
+	}
+	changed := !h.heard || len(h.states) != len(states)
+	for id, st := range states {
+		if h.states[id] != st {
+			changed = true
+		}
+	}
+	h.states, h.heard = states, true
+	if changed {
+		s.rebuildLocked()
+	}
+}
+
+func (s *Service) setHealthStale(name string, stale bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h := s.health[name]; h != nil {
+		h.stale = stale
+	} else {
+		s.health[name] = &healthView{stale: stale}
+	}
+}
+
+// healthOf returns an instance's status in Consul, "" when Consul does not
+// track it (or the service has no Consul). The caller holds s.mu.
+func (s *Service) healthOfLocked(in *instanceInfo) string {
+	if s.consul == nil || !in.consul {
+		return ""
+	}
+	if h := s.health[in.service]; h != nil {
+		return h.states[in.id]
+	}
+	return ""
+}
+
+// watchLocked starts a health watcher for the named service, once. The
+// caller holds s.mu.
+func (s *Service) watchLocked(name string) {
+	if s.consul == nil || s.watchCtx == nil || s.watching[name] {
+		return
+	}
+	s.watching[name] = true
+	s.wg.Add(1)
+	go s.watchHealth(s.watchCtx, name)
+}
+
+// errUnhealthy explains a route that exists but has no healthy version.
+var errUnhealthy = errors.New("every version that serves it is critical in consul")
