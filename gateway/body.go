@@ -52,7 +52,9 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64, depth int) ([]b
 	// connection rather than read the rest.
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+		// Trust the declared length only so far: a client that declares
+		// a large body and sends little must not make it allocated.
+		buf.Grow(int(min(r.ContentLength, maxPreallocate)))
 	}
 	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max)); err != nil {
 		var mbe *http.MaxBytesError
@@ -82,6 +84,9 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64, depth int) ([]b
 	}
 	return body, nil
 }
+
+// maxPreallocate bounds the buffer allocated for a body before it is read.
+const maxPreallocate = 64 << 10
 
 func tooLarge(max int64) *requestError {
 	return &requestError{

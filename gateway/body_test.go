@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/patbus/patbus/bus"
 	"github.com/patbus/patbus/gateway"
@@ -99,15 +100,19 @@ func TestBodyLimit(t *testing.T) {
 		e := newEnv(t, b)
 		const limit = gateway.DefaultMaxBodyBytes
 		const huge = 256 << 20
+		expecting := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute}}
+		defer expecting.CloseIdleConnections()
 		for _, c := range []struct {
 			name     string
 			size     int64
 			declared bool  // Content-Length is sent (else the body is chunked)
+			expect   bool  // the client sends Expect: 100-continue
 			maxRead  int64 // the most the client may have sent
 		}{
-			{"declared too large", huge, true, huge / 8},
-			{"chunked too large", huge, false, huge / 8},
-			{"declared one byte over", limit + 1, true, limit + 1},
+			{"declared too large", huge, true, false, huge / 8},
+			{"chunked too large", huge, false, false, huge / 8},
+			{"declared one byte over", limit + 1, true, false, limit + 1},
+			{"declared too large, 100-continue", huge, true, true, 0},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				body := &countingReader{n: c.size}
@@ -120,7 +125,12 @@ func TestBodyLimit(t *testing.T) {
 				if c.declared {
 					req.ContentLength = c.size
 				}
-				res, err := e.client.Do(req)
+				client := e.client
+				if c.expect {
+					req.Header.Set("Expect", "100-continue")
+					client = expecting
+				}
+				res, err := client.Do(req)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -44,16 +44,21 @@
 //     route map: wrap the Gateway (an http.Handler) in middleware instead.
 //   - Paths take ":name" parameters as whole segments only; Express's other
 //     path syntax (a parameter inside a segment, "?", "+", "*", regular
-//     expressions) is refused. Matching is http.ServeMux's: case-sensitive,
-//     and a trailing slash must be as written (Express is case-insensitive
-//     and lenient about the trailing slash by default). A path that is not
-//     clean ("/user//7") is redirected to its clean form.
+//     expressions) is refused. Matching is http.ServeMux's (Go 1.22
+//     patterns): case-sensitive, a trailing slash as written (Express is
+//     case-insensitive and lenient about the trailing slash by default),
+//     and where two paths match a request the more specific one wins
+//     (/user/list before /user/:id), where Express takes the first
+//     registered; two paths neither of which is more specific (/a/:x/b and
+//     /a/c/:y) are a configuration error. A path that is not clean
+//     ("/user//7") is redirected to its clean form.
 //   - args holds params, query and body; seneca-web's args.route and
 //     args.user, and request$ and response$, are not sent: an act may cross
 //     the broker, and they would not survive it.
 //   - The body must be JSON (Express's body parsers also take forms); the
 //     query is url.ParseQuery's, without qs's nesting ("a[b]=1" is the
-//     name "a[b]").
+//     name "a[b]"), and a query that does not parse (a bad escape, a ';')
+//     is refused where qs would guess.
 //   - A reply is always 200 with the action's JSON; errors have statuses
 //     (below), where seneca-web leaves them to Express (500).
 //
@@ -63,10 +68,13 @@
 //
 //	{"args": {"params": {"id": "7"}, "query": {"q": "x"}, "body": {...}}}
 //
-// (type Request, for actions to decode). The body is the request's JSON as
-// it arrived, so numbers keep their digits (an action decoding with
-// json.Number or into json.RawMessage sees them exact); a request without
-// a body has {}. The act's context carries the request's cancellation, the
+// (type Request, for actions to decode). The body is the request's JSON,
+// never decoded into Go values by the gateway, so numbers keep their
+// digits: an action that decodes args.body into json.RawMessage or with
+// json.Number sees 123456789012345678901234567890 and 1e400 as they were
+// sent (the services runtime keeps them exact on its way too; white
+// space and the order of keys may change there). A request without a body
+// has {}. The act's context carries the request's cancellation, the
 // deadline of WithTimeout, and the request's tx id (patbus.WithTx): the
 // trace id of its W3C traceparent header, else its X-Request-Id (1 to 128
 // visible ASCII characters), else a fresh one. Every response carries the
@@ -94,12 +102,13 @@
 // # Bad input
 //
 // A body longer than WithMaxBodyBytes (1 MiB) is answered 413 without
-// being read further: at once when Content-Length says so, else as soon
-// as the limit is passed, and the connection is closed. A body needs
-// Content-Type application/json (or another "+json" type; charset, if
-// given, utf-8), else 415; a body that is not well-formed JSON, or that
-// nests arrays and objects deeper than WithMaxDepth (64), is answered 400,
-// as is a query string that does not parse. Run and Serve cut off slow
+// being read further: at once when Content-Length says so (a client that
+// sent "Expect: 100-continue" never sends it), else as soon as the limit
+// is passed, and the connection is closed. A body needs Content-Type
+// application/json (or another "+json" type; charset, if given, utf-8),
+// else 415; a body that is not well-formed JSON in UTF-8, or that nests
+// arrays and objects deeper than WithMaxDepth (64), is answered 400, as
+// is a query string that does not parse. Run and Serve cut off slow
 // clients with http.Server's ReadHeaderTimeout, ReadTimeout, WriteTimeout
 // and IdleTimeout (options, with defaults). A panic while serving is
 // recovered, logged and answered 500; no goroutine is started per request.

@@ -75,20 +75,19 @@ func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
 // one fails or the gateway is shutting down.
 func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {
 	rw := own(w, r)
-	w, tx := rw, rw.tx
-	w.Header().Set("Cache-Control", "no-store")
+	rw.Header().Set("Cache-Control", "no-store")
 	if g.draining.Load() {
-		writeError(w, http.StatusServiceUnavailable, ErrorBody{Code: patbus.CodeUnavailable, Message: "shutting down", Tx: tx})
+		writeError(rw, http.StatusServiceUnavailable, ErrorBody{Code: patbus.CodeUnavailable, Message: "shutting down", Tx: rw.tx})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.readyTimeout)
 	defer cancel()
 	for i, check := range g.checks {
 		if err := check(ctx); err != nil {
-			g.log.Warn("gateway: not ready", "check", i, "err", err, "tx", tx)
-			writeError(w, http.StatusServiceUnavailable, ErrorBody{Code: patbus.CodeUnavailable, Message: fmt.Sprintf("not ready (check %d failed)", i), Tx: tx})
+			g.log.Warn("gateway: not ready", "check", i, "err", err, "tx", rw.tx)
+			writeError(rw, http.StatusServiceUnavailable, ErrorBody{Code: patbus.CodeUnavailable, Message: fmt.Sprintf("not ready (check %d failed)", i), Tx: rw.tx})
 			return
 		}
 	}
-	writeStatus(w, readyBody)
+	writeStatus(rw, readyBody)
 }

@@ -251,9 +251,9 @@ type Route struct {
 	Path string
 	// Pattern is the canonical pattern acted on: "if:load,module:user".
 	Pattern string
-	// Set is the index of the route set in the route map, Key the action's
-	// key in its Map.
+	// Set is the index of the route set in the route map.
 	Set int
+	// Key is the action's key in the set's Map.
 	Key string
 
 	params []string // the names of Path's parameters

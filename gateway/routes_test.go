@@ -136,6 +136,7 @@ func TestRouteMapErrors(t *testing.T) {
 		{"a parameter inside a segment", `{"pin":"a:*","map":{"x":{"suffix":"/:from-:to"}}}`, "parameter"},
 		{"a star", `{"pin":"a:*","map":{"x":{"suffix":"/*"}}}`, "not supported"},
 		{"a regexp", `{"pin":"a:*","map":{"x":{"suffix":"/(\\d+)"}}}`, "not supported"},
+		{"paths neither more specific", `{"pin":"a:*","map":{"x":{"alias":"/a/:x/b"},"y":{"alias":"/a/c/:y"}}}`, "conflicts"},
 		{"a parameter twice", `{"pin":"a:*","map":{"x":{"suffix":"/:id/:id"}}}`, "twice"},
 		{"a query", `{"pin":"a:*","map":{"x":{"suffix":"?a=1"}}}`, "not supported"},
 		{"a set-level and an action-level error", `[{"map":{"x":true}},{"pin":"a:*","map":{"x":{"suffix":"/*"}}}]`, "no pin"},

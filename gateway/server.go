@@ -30,8 +30,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 // Shutdown or Close is called elsewhere, Serve returns nil once they have
 // finished, so that a program whose main returns after Serve does not cut
 // off the drain. A failure to accept connections is returned as it is.
-// Serve may run on several listeners at once; after Shutdown or Close it
-// returns an error wrapping patbus.ErrClosed.
+// Serve may run on several listeners at once; called after Shutdown or
+// Close, it returns an error wrapping patbus.ErrClosed at once.
 //
 // The gateway never closes its Actor: whoever made the service closes
 // it, after Serve returns.
