@@ -35,7 +35,11 @@
 // Where the gateway differs from seneca-web (with the Express adapter):
 //
 //   - An object that names no verb is GET; seneca-web maps it to no route.
-//     A verb set to false is off; seneca-web looks only at the key.
+//     A verb set to false is off; seneca-web looks only at the key. A map
+//     value other than true or an object (false, null, 0, a string) is
+//     refused; seneca-web makes any of them GET.
+//   - An alias gives the path /alias, as seneca-web's code does (its
+//     documentation's table shows "/" for the alias "/home").
 //   - A set without a pin, an empty key, a pin with more than one "*" and
 //     two actions for one verb and path are configuration errors, where
 //     seneca-web skips the first two silently, replaces only the first "*"

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -70,6 +71,8 @@ func TestRouteMapRules(t *testing.T) {
 			[]string{"GET /foo/bar cmd:ping,role:api"}},
 		{"alias with a parameter", `{"pin":"role:api,cmd:*","map":{"members":{"alias":"player/members/:team","GET":true}}}`,
 			[]string{"GET /player/members/:team cmd:members,role:api"}},
+		{"a parameter in the prefix", `{"pin":"role:w,cmd:*","prefix":"/well/:event/","map":{"whoami":true}}`,
+			[]string{"GET /well/:event/whoami cmd:whoami,role:w"}},
 		{"prefix, postfix, suffix", `{"pin":"role:test,cmd:*","prefix":"api","postfix":"v1","map":{"ping":{"GET":true,"suffix":"/:param"}}}`,
 			[]string{"GET /api/ping/v1/:param cmd:ping,role:test"}},
 		{"name replaces the key in the path only", `{"pin":"role:user,cmd:*","map":{"a":{"GET":true,"name":"w"},"b":{"GET":true,"name":"x"}}}`,
@@ -176,6 +179,13 @@ func TestLoadRoutes(t *testing.T) {
 	}
 	if !reflect.DeepEqual(sets, []gateway.RouteSet{seedMap()}) {
 		t.Errorf("loaded %+v", sets)
+	}
+	written, err := json.Marshal([]gateway.RouteSet{seedMap(), testSet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := gateway.ParseRoutes(written); err != nil || !reflect.DeepEqual(back, []gateway.RouteSet{seedMap(), testSet()}) {
+		t.Errorf("route map written as JSON and read back: %v\n%s", err, written)
 	}
 	if _, err := gateway.LoadRoutes(filepath.Join(dir, "missing.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a missing file: %v", err)
