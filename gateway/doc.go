@@ -126,6 +126,17 @@
 // and BrokerCheck of its Broker (a *services.Service has both), so that
 // /readyz turns 503 when the broker connection is lost or closed.
 //
+// # Cost
+//
+// BenchmarkGateway compares a GET through the gateway with a plain
+// net/http handler doing the same work. On a shared two-core machine the
+// gateway served 0.5 to 0.6 times the plain handler's requests per second
+// when the action ran in-process (p50 60-80µs against 35µs, one client),
+// about 0.4 over the in-memory broker, and 0.05 to 0.08 over RabbitMQ with
+// one client (the broker's round trip, p50 0.45-0.73ms) and 0.2 to 0.3
+// with 64. Most of the gateway's own time goes to the services runtime's
+// JSON passes over the act, not to HTTP.
+//
 // # Running
 //
 // A Gateway is an http.Handler: it can be mounted in any server. Run
