@@ -1,0 +1,69 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/patbus/patbus/gateway"
+)
+
+// A panic while acting is answered 500 and the gateway goes on serving;
+// an actor that returns nothing at all is a 500 too.
+func TestActorFailures(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		actor actorFunc
+		code  string
+	}{
+		{"panic", func(context.Context, string, any) ([]byte, error) { panic("secret of the panic") }, "panic"},
+		{"nil reply", func(context.Context, string, any) ([]byte, error) { return nil, nil }, "bad_reply"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			gw, err := gateway.New(c.actor, []gateway.RouteSet{seedMap()}, gateway.WithReadiness())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 2; i++ {
+				rec := httptest.NewRecorder()
+				gw.ServeHTTP(rec, httptest.NewRequest("GET", "/user", nil))
+				var eb gateway.ErrorBody
+				if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil {
+					t.Fatalf("body %q: %v", rec.Body, err)
+				}
+				if rec.Code != 500 || eb.Code != c.code || strings.Contains(rec.Body.String(), "secret") {
+					t.Errorf("%d %s", rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}
+
+// The act's input is {"args":{...}} and its pattern the route's.
+func TestActInput(t *testing.T) {
+	var gotPattern string
+	var gotInput json.RawMessage
+	actor := actorFunc(func(ctx context.Context, pattern string, input any) ([]byte, error) {
+		gotPattern, gotInput = pattern, input.(json.RawMessage)
+		return []byte(`{"ok":true}`), nil
+	})
+	gw, err := gateway.New(actor, []gateway.RouteSet{seedMap()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("PUT", "/user/7?x=1", strings.NewReader(`{"name":"Ada"}`))
+	req.Header.Set("Content-Type", "application/json")
+	gw.ServeHTTP(rec, req)
+	if rec.Code != 200 || rec.Body.String() != `{"ok":true}` {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	if gotPattern != "if:edit,module:user" {
+		t.Errorf("pattern %q", gotPattern)
+	}
+	if want := `{"args":{"params":{"id":"7"},"query":{"x":"1"},"body":{"name":"Ada"}}}`; string(gotInput) != want {
+		t.Errorf("input %s, want %s", gotInput, want)
+	}
+}
