@@ -109,7 +109,7 @@ func fixedMessage(code string, status int) string {
 
 // bodyFor builds the error response for err, the failure of an act.
 func bodyFor(err error, tx string) (int, ErrorBody) {
-	code := errorCode(err)
+	code := patbus.Code(err)
 	status := HTTPStatus(code)
 	out := ErrorBody{Code: code, Tx: tx}
 	if status < 500 {
@@ -124,14 +124,13 @@ func bodyFor(err error, tx string) (int, ErrorBody) {
 }
 
 // actionMessage returns the message and details an action chose: those
-// of the *patbus.Error in err's chain (or of the error type the services
-// package still uses, see compat.go).
+// of the *patbus.Error in err's chain.
 func actionMessage(err error) (string, map[string]any, bool) {
 	var e *patbus.Error
 	if errors.As(err, &e) && e != nil {
 		return e.Message, e.Details, true
 	}
-	return legacyMessage(err)
+	return "", nil, false
 }
 
 // writeError writes an error response. Nothing may have been written yet.

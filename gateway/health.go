@@ -23,10 +23,15 @@ const probeQueue = "patbus.gateway.readiness-probe"
 // BrokerCheck returns a Check that makes a round trip to b: it publishes
 // an empty message on the default exchange to a queue that does not
 // exist, not mandatory, and waits for the broker's confirm. The broker
-// drops the message. The check fails while the connection is down or
-// blocked (until the check's deadline) and after b is closed.
+// drops the message. The check fails at once while a broker that reports
+// its connectivity (bus.Connectivity) is not connected, while the
+// connection is blocked (until the check's deadline), and after b is
+// closed.
 func BrokerCheck(b bus.Broker) Check {
 	return func(ctx context.Context) error {
+		if c, ok := b.(bus.Connectivity); ok && !c.Connected() {
+			return fmt.Errorf("gateway: %w: broker not connected", bus.ErrDisconnected)
+		}
 		c, err := b.Publish(ctx, "", probeQueue, bus.Message{})
 		if err != nil {
 			return err
