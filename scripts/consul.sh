@@ -23,7 +23,10 @@ cache="${PATBUS_CACHE:-$HOME/.cache/patbus}"
 bin="$cache/consul-${version#v}"
 
 # good reports whether $bin is a Consul binary of the pinned version.
-good() { [ -x "$bin" ] && "$bin" version 2>/dev/null | head -n 1 | grep -qx "Consul $version"; }
+good() {
+  local out
+  [ -x "$bin" ] && out=$("$bin" version 2>/dev/null) && [ "${out%%$'\n'*}" = "Consul $version" ]
+}
 
 if ! good; then
   mkdir -p "$cache"
