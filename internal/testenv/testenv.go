@@ -10,6 +10,14 @@
 // internal/exampleapp) and SameLines compares output written by several
 // goroutines. RabbitNode starts a private RabbitMQ node for tests that break
 // the broker.
+//
+// # Services
+//
+// AMQPURL, ConsulAddr, RedisAddr and MongoURI read the addresses that
+// scripts/services.sh exports (PATBUS_AMQP_URL, CONSUL_HTTP_ADDR,
+// PATBUS_REDIS_ADDR, MONGODB_URI). StartConsulAgent starts a private Consul
+// dev agent, from the binary scripts/consul.sh builds, for tests that stop,
+// kill or stall Consul.
 package testenv
 
 import (
@@ -27,6 +35,27 @@ func Required() bool {
 func AMQPURL(t testing.TB) string {
 	t.Helper()
 	return need(t, "PATBUS_AMQP_URL", "RabbitMQ")
+}
+
+// ConsulAddr returns CONSUL_HTTP_ADDR, the HTTP address (host:port) of a
+// Consul agent, or skips (fails in CI) when it is unset.
+func ConsulAddr(t testing.TB) string {
+	t.Helper()
+	return need(t, "CONSUL_HTTP_ADDR", "Consul")
+}
+
+// RedisAddr returns PATBUS_REDIS_ADDR, the address (host:port) of a Redis
+// server, or skips (fails in CI) when it is unset.
+func RedisAddr(t testing.TB) string {
+	t.Helper()
+	return need(t, "PATBUS_REDIS_ADDR", "Redis")
+}
+
+// MongoURI returns MONGODB_URI, the connection string of a MongoDB server,
+// or skips (fails in CI) when it is unset.
+func MongoURI(t testing.TB) string {
+	t.Helper()
+	return need(t, "MONGODB_URI", "MongoDB")
 }
 
 func need(t testing.TB, env, what string) string {
