@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -43,11 +45,37 @@ func newConsul(addr string) (*api.Client, error) {
 	if addr != "" {
 		cfg.Address = addr
 	}
+	if err := checkConsulAddr(cfg.Address); err != nil {
+		return nil, err
+	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul at %q: %w", cfg.Address, err)
 	}
 	return c, nil
+}
+
+// checkConsulAddr refuses an address that cannot name an agent:
+// host:port, or a URL with the http, https or unix scheme.
+func checkConsulAddr(addr string) error {
+	u := addr
+	if !strings.Contains(u, "://") {
+		u = "http://" + u
+	}
+	p, err := url.Parse(u)
+	switch {
+	case err != nil:
+		return fmt.Errorf("consul address %q: %w", addr, err)
+	case p.Scheme == "unix":
+		if p.Path == "" && p.Host == "" {
+			return fmt.Errorf("consul address %q: no socket path", addr)
+		}
+	case p.Scheme != "http" && p.Scheme != "https":
+		return fmt.Errorf("consul address %q: scheme %q is not http, https or unix", addr, p.Scheme)
+	case p.Hostname() == "":
+		return fmt.Errorf("consul address %q: no host", addr)
+	}
+	return nil
 }
 
 // checkID names the instance's TTL check in Consul.

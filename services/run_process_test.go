@@ -16,10 +16,12 @@ import (
 	"github.com/patbus/patbus/services"
 )
 
-// runChild is the child process of TestRunProcessSIGTERM (TestMain runs
-// it when PATBUS_TEST_CHILD names the service): an instance serving
-// cmd:slow (each act takes 20ms) until Run returns. It returns the exit
-// status.
+// runChild is the service process of the tests that need one
+// (TestRunProcessSIGTERM, the Consul tests): TestMain runs it when
+// PATBUS_TEST_CHILD names the service. It serves cmd:slow (each act takes
+// 20ms) as version PATBUS_TEST_CHILD_VERSION (default 1.0.0), with Consul
+// at PATBUS_TEST_CHILD_CONSUL when set, until Run returns, and returns the
+// exit status.
 func runChild(name string) int {
 	ctx := context.Background()
 	b, err := bus.Open(ctx, os.Getenv("PATBUS_AMQP_URL"))
@@ -28,8 +30,18 @@ func runChild(name string) int {
 		return 1
 	}
 	defer b.Close()
-	svc, err := services.New(name, "1.0.0", services.WithBroker(b), services.WithExchanges(testAct, testRegistry),
-		services.WithPrefetch(8), services.WithDrainTimeout(5*time.Second))
+	version := os.Getenv("PATBUS_TEST_CHILD_VERSION")
+	if version == "" {
+		version = "1.0.0"
+	}
+	opts := []services.Option{services.WithBroker(b), services.WithExchanges(testAct, testRegistry),
+		services.WithPrefetch(8), services.WithDrainTimeout(5 * time.Second)}
+	if addr := os.Getenv("PATBUS_TEST_CHILD_CONSUL"); addr != "" {
+		// A long heartbeat, a short TTL: once killed, Consul knows it is
+		// gone well before the catalog would.
+		opts = append(opts, services.WithConsul(addr), services.WithHealthTTL(time.Second), services.WithHeartbeat(time.Minute))
+	}
+	svc, err := services.New(name, version, opts...)
 	if err == nil {
 		err = services.AddFunc(svc, "cmd:slow", func(ctx context.Context, in struct{ N int }) (string, error) {
 			time.Sleep(20 * time.Millisecond)
@@ -48,6 +60,21 @@ func runChild(name string) int {
 	return 0
 }
 
+// startChild starts runChild in a process of its own, killed at the end of
+// the test, with the extra environment given.
+func startChild(t *testing.T, env ...string) (*exec.Cmd, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), env...)
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return cmd, out
+}
+
 // SIGTERM to a service process while 200 acts are in flight: every act
 // gets its answer (from the process, or from another instance after the
 // process gave it back), and the process exits 0 within its drain timeout.
@@ -55,14 +82,7 @@ func TestRunProcessSIGTERM(t *testing.T) {
 	url := testenv.AMQPURL(t)
 	e := newRabbitEnv(t)
 	name := e.name("sigterm")
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "PATBUS_TEST_CHILD="+name, "PATBUS_AMQP_URL="+url)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	cmd, out := startChild(t, "PATBUS_TEST_CHILD="+name, "PATBUS_AMQP_URL="+url)
 
 	caller := e.svc(e.name("caller"), "1.0.0", nil)
 	waitFor(t, caller, "cmd:slow,$$target:"+name)

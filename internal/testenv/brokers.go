@@ -31,7 +31,14 @@ func Memory(t testing.TB, opts ...bus.Option) bus.Broker {
 // addresses separated by commas, as bus.Open accepts.
 func Rabbit(t testing.TB, opts ...bus.Option) bus.Broker {
 	t.Helper()
-	url := AMQPURL(t)
+	return RabbitAt(t, AMQPURL(t), opts...)
+}
+
+// RabbitAt dials the RabbitMQ broker at url (a private node's, say) with
+// opts and closes the connection in t.Cleanup; a failed dial, which waits
+// at most 30 seconds, fails the test.
+func RabbitAt(t testing.TB, url string, opts ...bus.Option) bus.Broker {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
 	b, err := bus.Dial(ctx, strings.Split(strings.TrimSpace(url), ","), opts...)
