@@ -105,7 +105,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   start=$(date +%s)
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2 9>&-
-  apt-get install -y -qq "${missing[@]}" >&2 9>&-
+  # Without recommends: docker-compose recommends docker.io, and a Docker
+  # engine that starts would switch the integration tests to containers
+  # whose images cannot be pulled here.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 9>&-
   log "installed in $(($(date +%s) - start))s"
 fi
 
