@@ -30,14 +30,14 @@ type Collection[T any] struct {
 // It does not talk to the server: MongoDB makes a collection at its first
 // write.
 func NewCollection[T any](db *DB, name string) (*Collection[T], error) {
-	if db == nil {
-		return nil, fmt.Errorf("store: %w: nil DB", patbus.ErrInvalidConfig)
+	if err := checkEntityType[T](); err != nil {
+		return nil, err
 	}
 	if err := checkCollectionName(name); err != nil {
 		return nil, err
 	}
-	if err := checkEntityType[T](); err != nil {
-		return nil, err
+	if db == nil {
+		return nil, fmt.Errorf("store: %w: nil DB", patbus.ErrInvalidConfig)
 	}
 	return &Collection[T]{db: db, name: name, coll: db.db.Collection(name)}, nil
 }
@@ -66,8 +66,8 @@ func checkEntityType[T any]() error {
 		return fmt.Errorf("store: %w: %v is not a struct type", patbus.ErrInvalidConfig, t)
 	}
 	h, ok := any(&v).(entityHolder)
-	if !ok {
-		return fmt.Errorf("store: %w: %v does not embed store.Entity", patbus.ErrInvalidConfig, t)
+	if !ok || !embedsByValue(t) {
+		return fmt.Errorf("store: %w: %v does not embed store.Entity (by value, not by pointer)", patbus.ErrInvalidConfig, t)
 	}
 	h.entity().ID = "000000000000000000000000"
 	raw, err := bson.Marshal(&v)
@@ -78,6 +78,22 @@ func checkEntityType[T any]() error {
 		return fmt.Errorf("store: %w: %v embeds store.Entity without the tag `bson:\",inline\"`", patbus.ErrInvalidConfig, t)
 	}
 	return nil
+}
+
+// embedsByValue reports whether the struct type t reaches its Entity
+// through embedded structs only, never through a pointer, which would be
+// nil in a zero T.
+func embedsByValue(t reflect.Type) bool {
+	f, ok := t.FieldByName("Entity")
+	if !ok || f.Type != reflect.TypeOf(Entity{}) {
+		return false
+	}
+	for i := 1; i < len(f.Index); i++ {
+		if t.FieldByIndex(f.Index[:i]).Type.Kind() != reflect.Struct {
+			return false
+		}
+	}
+	return true
 }
 
 // Name returns the name of the collection.
@@ -94,32 +110,35 @@ func (c *Collection[T]) Name() string { return c.name }
 // ID that NewID cannot have made, "conflict" when a unique index already
 // holds one of v's keys (see the package's Errors).
 func (c *Collection[T]) Save(ctx context.Context, v T) (T, error) {
-	e := any(&v).(entityHolder).entity()
-	if e.ID == "" {
-		return c.insert(ctx, v, e)
+	if any(&v).(entityHolder).entity().ID == "" {
+		return c.insert(ctx, &v)
 	}
-	return c.update(ctx, v, e)
+	return c.update(ctx, &v)
 }
 
-func (c *Collection[T]) insert(ctx context.Context, v T, e *Entity) (T, error) {
+// insert stores *v with a new id, setting its Entity.
+func (c *Collection[T]) insert(ctx context.Context, v *T) (T, error) {
 	var zero T
+	e := any(v).(entityHolder).entity()
 	e.ID = NewID()
 	e.Created = now()
 	e.Updated = e.Created
-	if _, err := c.coll.InsertOne(ctx, &v); err != nil {
+	if _, err := c.coll.InsertOne(ctx, v); err != nil {
 		return zero, classify(ctx, "insert", c.name, err)
 	}
-	return v, nil
+	return *v, nil
 }
 
-func (c *Collection[T]) update(ctx context.Context, v T, e *Entity) (T, error) {
+// update sets the fields of *v on the entity with its id.
+func (c *Collection[T]) update(ctx context.Context, v *T) (T, error) {
 	var zero T
+	e := any(v).(entityHolder).entity()
 	id := e.ID
 	if !ValidID(id) {
 		return zero, invalidInput(c.name, "save: invalid id %q", id)
 	}
 	e.Updated = now()
-	raw, err := bson.Marshal(&v)
+	raw, err := bson.Marshal(v)
 	if err != nil {
 		return zero, invalidInput(c.name, "save: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
@@ -42,6 +43,7 @@ var (
 
 // MongoDB's error codes the store tells apart.
 const (
+	codeInternalError   = 1
 	codeBadValue        = 2
 	codeFailedToParse   = 9
 	codeTypeMismatch    = 14
@@ -55,14 +57,6 @@ const (
 	codeFieldPathFormat = 16410 // a field path that starts with '$'
 	codeFieldPathDotted = 15998 // a field name with '.' in it
 )
-
-// invalidInputCodes are server errors that say the filter, sort or
-// document the caller gave is malformed.
-var invalidInputCodes = []int{
-	codeBadValue, codeFailedToParse, codeTypeMismatch, codeInvalidLength,
-	codeDollarPrefixed, codeInvalidIDField, codeEmptyFieldName,
-	codeInvalidOptions, codeSortBadValue, codeFieldPathFormat, codeFieldPathDotted,
-}
 
 // notFound returns the error for a missing entity.
 func notFound(coll, id string) error {
@@ -80,43 +74,87 @@ func invalidInput(coll, format string, args ...any) error {
 // database name) into the store's error: typed for the cases callers
 // branch on, wrapped with op and target otherwise.
 func classify(ctx context.Context, op, target string, err error) error {
-	var ce mongo.CommandError
-	var se mongo.ServerError
 	var sse topology.ServerSelectionError
 	var me mongo.MarshalError
+	var se mongo.ServerError
+	selection := errors.As(err, &sse)
 	switch {
 	case err == nil:
 		return nil
-	case mongo.IsDuplicateKeyError(err):
+	case mongo.IsDuplicateKeyError(err), isSQLiteUniqueViolation(err):
 		return patbus.NewError(patbus.CodeConflict, fmt.Sprintf("store: %s: %s: duplicate key", target, op)).
 			WithDetails(map[string]any{"collection": target})
-	case ctx.Err() != nil && !errors.Is(err, ctx.Err()):
-		// The driver does not always wrap the context's error.
-		return fmt.Errorf("store: %s %s: %w: %w", op, target, ctx.Err(), err)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return fmt.Errorf("store: %s %s: %w", op, target, err)
+	case ctx.Err() != nil && selection:
+		return fmt.Errorf("store: %s %s: no server answered before the context ended: %w", op, target, joinCause(ctx.Err(), err))
+	case ctx.Err() != nil:
+		return fmt.Errorf("store: %s %s: %w", op, target, joinCause(ctx.Err(), err))
 	case errors.Is(err, mongo.ErrClientDisconnected):
-		return fmt.Errorf("store: %s %s: %w: %w", op, target, patbus.ErrClosed, err)
-	case errors.As(err, &sse), mongo.IsNetworkError(err):
-		return fmt.Errorf("store: %s %s: %w: %w", op, target, ErrUnavailable, err)
+		return &opError{op: op, target: target, what: "closed", kind: patbus.ErrClosed, cause: err}
+	case selection, mongo.IsNetworkError(err):
+		// The driver's error wraps context.DeadlineExceeded when the dial
+		// timeout passes; the chain is cut so that the caller's context,
+		// which has not ended, is not blamed.
+		return &opError{op: op, target: target, what: "server unavailable", kind: ErrUnavailable, cause: err}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		// The operation's own timeout (WithTimeout) passed.
+		return fmt.Errorf("store: %s %s: %w", op, target, err)
 	case errors.As(err, &me), errors.Is(err, mongo.ErrNilDocument), errors.Is(err, mongo.ErrNilValue):
 		return invalidInput(target, "%s: %v", op, err)
-	case errors.As(err, &ce) && ce.HasErrorCode(codeNotImplemented),
-		errors.As(err, &se) && se.HasErrorCode(codeNotImplemented):
+	case errors.As(err, &se) && se.HasErrorCode(codeNotImplemented):
 		return fmt.Errorf("store: %s %s: the server does not implement this: %w", op, target, err)
-	case errors.As(err, &se) && hasAnyCode(se, invalidInputCodes):
+	case errors.As(err, &se) && isInvalidInput(se):
 		return invalidInput(target, "%s: %v", op, err)
 	}
 	return fmt.Errorf("store: %s %s: %w", op, target, err)
 }
 
-func hasAnyCode(se mongo.ServerError, codes []int) bool {
-	for _, c := range codes {
+// joinCause returns the context's error, with the driver's text after it
+// when the driver's error does not wrap it already.
+func joinCause(ctxErr, err error) error {
+	if errors.Is(err, ctxErr) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ctxErr, err)
+}
+
+// opError is a failed operation whose kind is one of the store's or
+// patbus's sentinels. It reads "store: OP TARGET: WHAT: CAUSE" and
+// unwraps to the sentinel only: the driver's error is text.
+type opError struct {
+	op, target, what string
+	kind             error
+	cause            error
+}
+
+func (e *opError) Error() string {
+	return "store: " + e.op + " " + e.target + ": " + e.what + ": " + e.cause.Error()
+}
+
+func (e *opError) Unwrap() error { return e.kind }
+
+// isInvalidInput reports whether se says the filter, sort or document the
+// caller gave is malformed.
+func isInvalidInput(se mongo.ServerError) bool {
+	for _, c := range []int{
+		codeBadValue, codeFailedToParse, codeTypeMismatch, codeInvalidLength,
+		codeDollarPrefixed, codeInvalidIDField, codeEmptyFieldName,
+		codeInvalidOptions, codeSortBadValue, codeFieldPathFormat, codeFieldPathDotted,
+	} {
 		if se.HasErrorCode(c) {
 			return true
 		}
 	}
 	return false
+}
+
+// isSQLiteUniqueViolation reports whether err is FerretDB's answer to an
+// update that breaks a unique index: its SQLite handler reports an
+// InternalError with SQLite's text instead of MongoDB's duplicate key
+// error (11000), which it gives for inserts only.
+func isSQLiteUniqueViolation(err error) bool {
+	var ce mongo.CommandError
+	return errors.As(err, &ce) && ce.HasErrorCode(codeInternalError) &&
+		strings.Contains(ce.Message, "UNIQUE constraint failed")
 }
 
 // isNotImplemented reports whether err says the server lacks a feature
