@@ -12,11 +12,17 @@
 //
 // # What FerretDB lacks
 //
-// FerretDB 1.x speaks most of the MongoDB wire protocol but not all of it:
-// TTL indexes (expireAfterSeconds), partial indexes and collations are
-// refused with the code NotImplemented (238), and transactions and change
-// streams are not there. patbus/store works around the TTL index where a
-// server refuses it.
+// FerretDB 1.x speaks most of the MongoDB wire protocol but not all of it.
+// Index options such as expireAfterSeconds (TTL indexes), partial filters
+// and collations are refused with the code NotImplemented (238);
+// transactions, change streams and $lookup are not there. Its SQLite
+// handler reports an update (update, findAndModify) that breaks a unique
+// index as an InternalError carrying SQLite's "UNIQUE constraint failed"
+// instead of MongoDB's duplicate key error (11000), which it does give for
+// inserts; and an update reads the document and writes it back in two
+// steps, so concurrent updates of one document are not isolated as in
+// MongoDB. patbus/store handles the first two (a Dedup prunes expired
+// records itself; such an update is still a "conflict").
 //
 // # Module
 //
