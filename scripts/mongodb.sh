@@ -103,7 +103,8 @@ echo $! >"$pidfile"
 uri=""
 deadline=$((SECONDS + 30))
 while [ "$SECONDS" -lt "$deadline" ]; do
-  if ! running; then
+  # kill -0 only: until the exec, the new process's cmdline is still ours.
+  if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
     log "the server exited; its log:"
     cat "$logfile" >&2
     exit 1
