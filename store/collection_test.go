@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 	"testing"
 
 	"github.com/patbus/patbus"
@@ -41,6 +42,9 @@ func TestSaveInsertsThenUpdates(t *testing.T) {
 	}
 	if !sameUser(loaded, saved) {
 		t.Fatalf("loaded %+v\nwant %+v", loaded, saved)
+	}
+	if loaded.Created.Location() != time.UTC || saved.Created.Location() != time.UTC {
+		t.Errorf("times not in UTC: saved %v, loaded %v", saved.Created, loaded.Created)
 	}
 
 	// Update: a change of fields, with Created left zero by the caller.

@@ -83,8 +83,9 @@ type Server struct {
 // would otherwise race on it.
 var newMu sync.Mutex
 
-// Start starts a server as cfg says and returns once it accepts
-// connections. ctx bounds the start only: the server runs until Stop.
+// Start starts a server as cfg says and returns once it listens: a client
+// may connect at once. ctx bounds the start only: the server runs until
+// Stop.
 // Start fails when the address is not a loopback address or is in use,
 // or when the data directory cannot be made.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
