@@ -97,10 +97,13 @@ func TestEmitAsyncAndBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer sub.Close()
-		c, err := p.EmitAsync(ctx, "run:"+run, payload{ID: "async"})
+		// The caller may reuse its bytes once EmitAsync returned.
+		data := []byte(`{"id":"async"}`)
+		c, err := p.EmitAsync(ctx, "run:"+run, data)
 		if err != nil {
 			t.Fatal(err)
 		}
+		copy(data, `{"id":"xxxxx"}`)
 		if err := c.Wait(ctx); err != nil {
 			t.Fatal(err)
 		}

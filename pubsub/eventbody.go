@@ -263,21 +263,22 @@ func skipValue(b []byte, i int) int {
 	return i
 }
 
-// encode turns data into JSON: a copy of []byte and json.RawMessage (they
-// must be valid JSON; the copy lets the caller reuse them while a message
-// may still be published again), everything else with encoding/json.
+// encode turns data into JSON: []byte and json.RawMessage as they are
+// (they must be valid JSON; the broker copies what it publishes, so the
+// caller may reuse them once a publish returns), everything else with
+// encoding/json.
 func encode(data any) ([]byte, error) {
 	switch v := data.(type) {
 	case json.RawMessage:
 		if !json.Valid(v) {
 			return nil, fmt.Errorf("%w: raw message is not valid JSON", ErrInvalidInput)
 		}
-		return bytes.Clone(v), nil
+		return v, nil
 	case []byte:
 		if !json.Valid(v) {
 			return nil, fmt.Errorf("%w: []byte is not valid JSON", ErrInvalidInput)
 		}
-		return bytes.Clone(v), nil
+		return v, nil
 	}
 	b, err := json.Marshal(data)
 	if err != nil {

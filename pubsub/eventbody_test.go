@@ -73,24 +73,6 @@ func TestEventBody(t *testing.T) {
 	}
 }
 
-// The caller's bytes are not the body: it may reuse them while the event
-// may still be published again.
-func TestEventBodyCopiesTheCallersBytes(t *testing.T) {
-	ep, err := newEmitPattern("evt:x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := []byte(`{"evt":"x"}`)
-	b, err := ep.body(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in[1] = 'X'
-	if string(b) != `{"evt":"x"}` {
-		t.Errorf("body changed with the caller's bytes: %s", b)
-	}
-}
-
 func TestPatternCacheIsBounded(t *testing.T) {
 	var c patternCache
 	first, err := c.get("evt:a")
