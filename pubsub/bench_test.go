@@ -3,7 +3,6 @@ package pubsub_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,14 +26,18 @@ import (
 //     (the pattern and traceparent headers, a UUID message id, a
 //     timestamp), so that what the event's wire costs the broker is told
 //     apart from what patbus costs;
+//   - plainwire64: plainwire with a window of 64, as many events in
+//     flight as emit64 has: the most that 64 callers waiting for their
+//     confirms can get from the broker;
 //   - emit64: Emit from 64 goroutines, each waiting for its confirm;
 //   - async256: EmitAsync with a window of 256 confirmations.
 //
 // Each iteration is one round of n events per publisher, in rotating
 // order so that a busy machine slows all of them alike; the queue is
 // purged between them, outside the timing. It reports each publisher's
-// msg/s and its ratio to plain; ns/op is the time of one round. Run it
-// with:
+// msg/s, the ratios of emit64 and async256 to plain, and the ratios that
+// tell patbus's own cost: emit64/plainwire64 and async256/plainwire; ns/op
+// is the time of one round. Run it with:
 //
 //	PATBUS_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ \
 //	  go test ./pubsub -run '^$' -bench Emit -benchtime 5s -count 3
@@ -83,6 +86,13 @@ func BenchmarkEmit(b *testing.B) {
 	defer plainWire.Close()
 	plainWire.Event = patterns.MustParse(pattern).String()
 
+	plainWire64, err := baseline.NewProducer(url, senders)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer plainWire64.Close()
+	plainWire64.Event = plainWire.Event
+
 	sides := []struct {
 		name string
 		run  func(ctx context.Context) error
@@ -92,6 +102,9 @@ func BenchmarkEmit(b *testing.B) {
 		}},
 		{"plainwire", func(ctx context.Context) error {
 			return plainWire.PublishTo(ctx, pubsub.EventsExchange, key, n, body)
+		}},
+		{"plainwire64", func(ctx context.Context) error {
+			return plainWire64.PublishTo(ctx, pubsub.EventsExchange, key, n, body)
 		}},
 		{"emit64", func(ctx context.Context) error {
 			var next atomic.Int64
@@ -155,10 +168,12 @@ func BenchmarkEmit(b *testing.B) {
 	}
 	b.StopTimer()
 	total := float64(n * b.N)
+	rate := map[string]float64{}
 	for k, s := range sides {
-		b.ReportMetric(total/took[k].Seconds(), s.name+"-msg/s")
+		rate[s.name] = total / took[k].Seconds()
+		b.ReportMetric(rate[s.name], s.name+"-msg/s")
 	}
-	for k, s := range sides[1:] {
-		b.ReportMetric(took[0].Seconds()/took[k+1].Seconds(), fmt.Sprintf("%s/plain", s.name))
+	for _, r := range [][2]string{{"emit64", "plain"}, {"async256", "plain"}, {"emit64", "plainwire64"}, {"async256", "plainwire"}} {
+		b.ReportMetric(rate[r[0]]/rate[r[1]], r[0]+"/"+r[1])
 	}
 }
