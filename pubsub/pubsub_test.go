@@ -469,7 +469,7 @@ func TestSubscriptionReportsItsEnd(t *testing.T) {
 		ctx := testCtx(t)
 		run := uniq()
 		group := "end-" + run
-		e.deleteQueues(pubsub.EventsExchange + "." + group)
+		e.deleteQueues(pubsub.EventsExchange+"."+group, pubsub.EventsExchange+"."+group+".dead")
 		p := e.pubsub()
 		nop := pubsub.HandlerFunc(func(context.Context, *pubsub.Event) error { return nil })
 		sub, err := p.Subscribe(ctx, "run:"+run, nop, pubsub.Group(group))
