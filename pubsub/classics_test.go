@@ -23,7 +23,7 @@ func TestFanoutEverySubscriberGetsEverything(t *testing.T) {
 		ls := []*ledger{newLedger(), newLedger(), newLedger()}
 		for _, l := range ls {
 			l := l
-			s, err := e.pubsub().SubscribeFanout(ctx, ex, pubsub.Typed(func(ctx context.Context, ev *pubsub.Event, v payload) error {
+			s, err := e.pubsub().SubscribeFanout(ctx, ex, typed(func(ctx context.Context, ev *pubsub.Event, v payload) error {
 				if ev.Exchange == ex && len(v.ID) > len(run) && v.ID[:len(run)] == run {
 					l.add(v.ID)
 				}
@@ -65,7 +65,7 @@ func TestDirectAndTopicRouting(t *testing.T) {
 		run := uniq()
 		p := e.pubsub()
 		collect := func(l *ledger) pubsub.Handler {
-			return pubsub.Typed(func(ctx context.Context, ev *pubsub.Event, v payload) error {
+			return typed(func(ctx context.Context, ev *pubsub.Event, v payload) error {
 				if len(v.ID) > len(run) && v.ID[:len(run)] == run {
 					l.add(ev.RoutingKey)
 				}
@@ -153,7 +153,7 @@ func TestClassicGroupsShareAQueue(t *testing.T) {
 		group := "g-" + run
 		e.deleteQueues(ex+"."+group, ex+"."+group+".dead")
 		l := newLedger()
-		h := pubsub.Typed(func(ctx context.Context, ev *pubsub.Event, v payload) error { l.add(v.ID); return nil })
+		h := typed(func(ctx context.Context, ev *pubsub.Event, v payload) error { l.add(v.ID); return nil })
 		for i := 0; i < 2; i++ {
 			s, err := e.pubsub().SubscribeFanout(ctx, ex, h, pubsub.Group(group))
 			if err != nil {

@@ -128,6 +128,18 @@ func waitFor(t testing.TB, what string, cond func() bool, ls ...*ledger) {
 	}
 }
 
+// typed is a handler that decodes each event into a T and calls fn with
+// the event and the value, for tests that look at both.
+func typed[T any](fn func(ctx context.Context, ev *pubsub.Event, v T) error) pubsub.Handler {
+	return pubsub.HandlerFunc(func(ctx context.Context, ev *pubsub.Event) error {
+		var v T
+		if err := ev.Decode(&v); err != nil {
+			return err
+		}
+		return fn(ctx, ev, v)
+	})
+}
+
 func recv[T any](t testing.TB, ch <-chan T) T {
 	t.Helper()
 	select {

@@ -19,7 +19,7 @@ type payload struct {
 
 // record returns a handler that adds each event's id to l.
 func record(l *ledger) pubsub.Handler {
-	return pubsub.Typed(func(ctx context.Context, ev *pubsub.Event, v payload) error {
+	return pubsub.Typed(func(ctx context.Context, v payload) error {
 		l.add(v.ID)
 		return nil
 	})
@@ -77,10 +77,10 @@ func TestEmitRejectsBadInput(t *testing.T) {
 		}{
 			{"role:user,cmd:", nil, patterns.ErrInvalidPattern},
 			{"role:us*", nil, patterns.ErrInvalidPattern},
-			{"role:user", map[string]any{"role": "admin"}, pubsub.ErrInvalidData},
-			{"role:user", "a string", pubsub.ErrInvalidData},
-			{"role:user", []byte("{broken"), pubsub.ErrInvalidData},
-			{"role:user", make(chan int), pubsub.ErrInvalidData},
+			{"role:user", map[string]any{"role": "admin"}, pubsub.ErrInvalidInput},
+			{"role:user", "a string", pubsub.ErrInvalidInput},
+			{"role:user", []byte("{broken"), pubsub.ErrInvalidInput},
+			{"role:user", make(chan int), pubsub.ErrInvalidInput},
 		}
 		for _, c := range cases {
 			if err := p.Emit(ctx, c.pattern, c.data); !errors.Is(err, c.want) {
@@ -156,7 +156,7 @@ func TestGroupsAndBroadcasts(t *testing.T) {
 		for g, ls := range groups {
 			e.deleteQueues(pubsub.EventsExchange+"."+g, pubsub.EventsExchange+"."+g+".dead")
 			for _, l := range ls {
-				s, err := e.pubsub().Subscribe(ctx, pattern, record(l), pubsub.Group(g), pubsub.Concurrency(2))
+				s, err := e.pubsub().Subscribe(ctx, pattern, record(l), pubsub.Group(g), pubsub.WithConcurrency(2))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -272,7 +272,7 @@ func TestGroupKeepsEventsWhileNoInstanceRuns(t *testing.T) {
 		}
 		l := newLedger()
 		redelivered := make(chan bool, 10)
-		s2, err := e.pubsub().Subscribe(ctx, pattern, pubsub.Typed(func(ctx context.Context, ev *pubsub.Event, v payload) error {
+		s2, err := e.pubsub().Subscribe(ctx, pattern, typed(func(ctx context.Context, ev *pubsub.Event, v payload) error {
 			if v.ID == "held" {
 				redelivered <- ev.Redelivered
 			}
@@ -303,7 +303,7 @@ func TestFailedEventsAreRequeuedOnceThenRejected(t *testing.T) {
 		e.deleteQueues(pubsub.EventsExchange+"."+group, dead)
 		p := e.pubsub()
 		l := newLedger()
-		h := pubsub.Typed(func(ctx context.Context, ev *pubsub.Event, v payload) error {
+		h := typed(func(ctx context.Context, ev *pubsub.Event, v payload) error {
 			l.add(fmt.Sprintf("%s/%v", v.ID, ev.Redelivered))
 			if v.ID == "bad" {
 				if ev.Redelivered {
@@ -371,7 +371,7 @@ func TestGroupConflictAndClose(t *testing.T) {
 		if _, err := p.Subscribe(ctx, "run:"+run+",a:2", nop, pubsub.Group(group)); !errors.Is(err, pubsub.ErrInvalidConfig) {
 			t.Errorf("other pattern in the same group: %v, want ErrInvalidConfig", err)
 		}
-		for _, bad := range [][]pubsub.SubscribeOption{{pubsub.Group("")}, {pubsub.Concurrency(0)}} {
+		for _, bad := range [][]pubsub.Option{{pubsub.Group("")}, {pubsub.WithConcurrency(0)}} {
 			if _, err := p.Subscribe(ctx, "run:"+run, nop, bad...); !errors.Is(err, pubsub.ErrInvalidConfig) {
 				t.Errorf("bad options: %v, want ErrInvalidConfig", err)
 			}
@@ -443,7 +443,7 @@ func TestEmitTypesPatternValues(t *testing.T) {
 			Run  string `json:"run"`
 		}
 		got := make(chan order, 1)
-		sub, err := p.Subscribe(ctx, "role:order,run:"+run, pubsub.Typed(func(ctx context.Context, ev *pubsub.Event, o order) error {
+		sub, err := p.Subscribe(ctx, "role:order,run:"+run, pubsub.Typed(func(ctx context.Context, o order) error {
 			got <- o
 			return nil
 		}))
@@ -469,7 +469,7 @@ func TestSubscriptionReportsItsEnd(t *testing.T) {
 		ctx := testCtx(t)
 		run := uniq()
 		group := "end-" + run
-		e.deleteQueues(pubsub.EventsExchange + "." + group)
+		e.deleteQueues(pubsub.EventsExchange+"."+group, pubsub.EventsExchange+"."+group+".dead")
 		p := e.pubsub()
 		nop := pubsub.HandlerFunc(func(context.Context, *pubsub.Event) error { return nil })
 		sub, err := p.Subscribe(ctx, "run:"+run, nop, pubsub.Group(group))

@@ -1,52 +1,41 @@
 package pubsub
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"log/slog"
-	"runtime/debug"
 	"strings"
-	"sync"
 
+	"github.com/patbus/patbus"
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/engine"
 	"github.com/patbus/patbus/internal/wire"
 	"github.com/patbus/patbus/patterns"
 )
 
-// Subscription is a running consumer that hands events to a Handler. It is
-// safe for concurrent use. Stop it with Shutdown or Close.
-type Subscription struct {
-	p       *PubSub
-	queue   string
-	group   string
-	sig     string
-	pat     *patterns.Pattern // checked with Match when set
-	h       Handler
-	sub     bus.Subscription
-	log     *slog.Logger
-	deadMsg string // where rejected events go, for the logs
-
-	ctx    context.Context // handlers' context, cancelled by Close
-	cancel context.CancelFunc
-
-	stopping chan struct{}
-	stopOnce sync.Once
-	endOnce  sync.Once
-	wg       sync.WaitGroup
-
-	endMu sync.Mutex
-	ended error // why the consumer ended by itself, if it did
+// source is what a subscription consumes: an exchange and the keys its
+// queue is bound with.
+type source struct {
+	exchange string
+	kind     bus.ExchangeKind
+	keys     []string
+	keysName string            // what the keys are called, for errors
+	pat      *patterns.Pattern // the subscription's pattern, for Subscribe
+	sig      string            // the bindings, to compare the instances of a group
 }
 
-// Subscribe subscribes h to the events whose pattern holds the exact pairs
-// of pattern and whose body matches its glob pairs (see the package
-// documentation). Options: Group or Broadcast (the default), Concurrency.
+// Subscribe subscribes h to the events whose pattern holds the exact
+// pairs of pattern and whose body matches its glob pairs (see the package
+// documentation). Options: Group or Broadcast (the default), and the
+// options of New (WithPrefetch, WithConcurrency, WithMiddleware,
+// WithLogger, WithTransient), which override New's for this subscription.
+// Arguments and options are validated at once; every problem is reported
+// in one error wrapping ErrInvalidConfig.
+//
 // The subscription runs until Shutdown or Close, or until its queue is
 // deleted or the broker closed (Done and Err tell); ctx bounds only the
-// setting up.
-func (p *PubSub) Subscribe(ctx context.Context, pattern string, h Handler, opts ...SubscribeOption) (*Subscription, error) {
+// setting up, but its values reach the handlers' contexts.
+func (p *PubSub) Subscribe(ctx context.Context, pattern string, h Handler, opts ...Option) (*Subscription, error) {
 	pat, err := patterns.Parse(pattern)
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: subscribe: %w", err)
@@ -55,136 +44,147 @@ func (p *PubSub) Subscribe(ctx context.Context, pattern string, h Handler, opts 
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: subscribe %s: %w", pat, err)
 	}
-	return p.subscribe(ctx, EventsExchange, bus.Topic, []string{key}, &pat, "pattern "+pat.String(), h, opts)
+	return p.subscribe(ctx, source{exchange: EventsExchange, kind: bus.Topic, keys: []string{key},
+		keysName: "binding keys", pat: &pat, sig: "pattern " + pat.String()}, h, opts)
 }
 
 // SubscribeFanout subscribes h to every message published to the fanout
-// exchange (declared durable if needed). With Broadcast (the default) every
-// subscriber gets every message through its own exclusive queue.
-func (p *PubSub) SubscribeFanout(ctx context.Context, exchange string, h Handler, opts ...SubscribeOption) (*Subscription, error) {
-	return p.subscribe(ctx, exchange, bus.Fanout, []string{""}, nil, "fanout", h, opts)
+// exchange (declared durable if needed), with the options of Subscribe.
+// With Broadcast (the default) every subscriber gets every message through
+// its own exclusive queue.
+func (p *PubSub) SubscribeFanout(ctx context.Context, exchange string, h Handler, opts ...Option) (*Subscription, error) {
+	return p.subscribe(ctx, source{exchange: exchange, kind: bus.Fanout, keys: []string{""}, sig: "fanout"}, h, opts)
 }
 
 // SubscribeDirect subscribes h to the messages published to the direct
-// exchange with one of the keys (at least one).
-func (p *PubSub) SubscribeDirect(ctx context.Context, exchange string, keys []string, h Handler, opts ...SubscribeOption) (*Subscription, error) {
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("%w: no routing keys", ErrInvalidConfig)
-	}
-	return p.subscribe(ctx, exchange, bus.Direct, keys, nil, "direct "+strings.Join(keys, ","), h, opts)
+// exchange with one of the keys (at least one), with the options of
+// Subscribe.
+func (p *PubSub) SubscribeDirect(ctx context.Context, exchange string, keys []string, h Handler, opts ...Option) (*Subscription, error) {
+	return p.subscribe(ctx, source{exchange: exchange, kind: bus.Direct, keys: keys, keysName: "routing keys",
+		sig: "direct " + strings.Join(keys, ",")}, h, opts)
 }
 
 // SubscribeTopic subscribes h to the messages published to the topic
-// exchange whose routing keys match one of the binding keys (at least one):
-// '*' stands for one word, '#' for zero or more ("*.error", "#.info").
-func (p *PubSub) SubscribeTopic(ctx context.Context, exchange string, bindingKeys []string, h Handler, opts ...SubscribeOption) (*Subscription, error) {
-	if len(bindingKeys) == 0 {
-		return nil, fmt.Errorf("%w: no binding keys", ErrInvalidConfig)
-	}
-	return p.subscribe(ctx, exchange, bus.Topic, bindingKeys, nil, "topic "+strings.Join(bindingKeys, ","), h, opts)
+// exchange whose routing keys match one of the binding keys (at least
+// one): '*' stands for one word, '#' for zero or more ("*.error",
+// "#.info"). The options are those of Subscribe.
+func (p *PubSub) SubscribeTopic(ctx context.Context, exchange string, bindingKeys []string, h Handler, opts ...Option) (*Subscription, error) {
+	return p.subscribe(ctx, source{exchange: exchange, kind: bus.Topic, keys: bindingKeys, keysName: "binding keys",
+		sig: "topic " + strings.Join(bindingKeys, ",")}, h, opts)
 }
 
-func (p *PubSub) subscribe(ctx context.Context, exchange string, kind bus.ExchangeKind, keys []string, pat *patterns.Pattern, sig string, h Handler, opts []SubscribeOption) (*Subscription, error) {
-	sc, err := newSubConfig(opts)
-	if err != nil {
-		return nil, err
-	}
+func (p *PubSub) subscribe(ctx context.Context, src source, h Handler, opts []Option) (*Subscription, error) {
+	cfg := p.cfg.with(opts)
+	problems := cfg.check()
 	if h == nil {
-		return nil, fmt.Errorf("%w: nil handler", ErrInvalidConfig)
+		problems = append(problems, errors.New("nil handler"))
 	}
-	for _, k := range keys {
+	if len(src.keys) == 0 {
+		problems = append(problems, fmt.Errorf("no %s", src.keysName))
+	}
+	for _, k := range src.keys {
 		if len(k) > maxName {
-			return nil, fmt.Errorf("%w: binding key longer than %d bytes", ErrInvalidConfig, maxName)
+			problems = append(problems, fmt.Errorf("binding key %.40q… longer than %d bytes", k, maxName))
 		}
 	}
-	if err := p.declareExchange(ctx, exchange, kind); err != nil {
+	if src.exchange == "" || len(src.exchange) > maxName {
+		problems = append(problems, fmt.Errorf("exchange name must be 1 to %d bytes", maxName))
+	}
+	queue := src.exchange + "." + cfg.group
+	if cfg.group != "" && len(queue)+len(".dead") > maxName {
+		problems = append(problems, fmt.Errorf("group queue name %.40q… too long", queue))
+	}
+	if err := invalid(problems); err != nil {
 		return nil, err
 	}
-	s := &Subscription{p: p, group: sc.group, sig: sig, h: h, stopping: make(chan struct{})}
-	if sc.group != "" {
-		s.queue = exchange + "." + sc.group
-		if len(s.queue)+len(".dead") > maxName {
-			return nil, fmt.Errorf("%w: group queue name %.40q… too long", ErrInvalidConfig, s.queue)
-		}
-		if err := p.claimGroup(s.queue, sig); err != nil {
+	if err := p.declareExchange(ctx, src.exchange, src.kind); err != nil {
+		return nil, err
+	}
+	s := &Subscription{p: p, group: cfg.group, log: cfg.logger}
+	if cfg.group != "" {
+		s.queue = queue
+		if err := p.claimGroup(queue, src.sig); err != nil {
 			return nil, err
 		}
 		// From here on, a failure must give the claim back.
-		if err := s.declareGroup(ctx); err != nil {
-			p.releaseGroup(s.queue)
+		if err := s.declareGroup(ctx, cfg.transient); err != nil {
+			p.releaseGroup(queue)
 			return nil, err
 		}
 		// Only group queues can hold bindings the subscription no longer
 		// wants, so only they check exact pairs as well as globs.
-		s.pat = pat
+		s.pat = src.pat
 	} else {
 		id := wire.NewID()[:16]
-		s.queue = exchange + ".bcast." + id
+		s.queue = src.exchange + ".bcast." + id
 		if len(s.queue) > maxName {
 			s.queue = "patbus.bcast." + id
 		}
 		if _, err := p.b.DeclareQueue(ctx, bus.Queue{Name: s.queue, Exclusive: true, AutoDelete: true}); err != nil {
 			return nil, fmt.Errorf("pubsub: declare queue %s: %w", s.queue, err)
 		}
-		s.deadMsg = "dropped"
-		if pat != nil && pat.HasGlob() {
-			s.pat = pat
+		s.fate = "dropped"
+		if src.pat != nil && src.pat.HasGlob() {
+			s.pat = src.pat
 		}
 	}
-	s.log = p.log.With("queue", s.queue)
 	cleanup := func() {
-		if sc.group != "" {
+		if cfg.group != "" {
 			p.releaseGroup(s.queue)
 		} else {
-			_ = p.b.DeleteQueue(context.Background(), s.queue)
+			_ = p.b.DeleteQueue(context.WithoutCancel(ctx), s.queue)
 		}
 	}
-	for _, k := range keys {
-		if err := p.b.Bind(ctx, bus.Binding{Exchange: exchange, Queue: s.queue, Key: k}); err != nil {
+	for _, k := range src.keys {
+		if err := p.b.Bind(ctx, bus.Binding{Exchange: src.exchange, Queue: s.queue, Key: k}); err != nil {
 			cleanup()
-			return nil, fmt.Errorf("pubsub: bind %s to %s with %q: %w", s.queue, exchange, k, err)
+			return nil, fmt.Errorf("pubsub: bind %s to %s with %q: %w", s.queue, src.exchange, k, err)
 		}
 	}
-	prefetch := p.cfg.prefetch
-	if sc.concurrency > prefetch {
-		prefetch = sc.concurrency
+	mw := cfg.middleware
+	if s.pat != nil {
+		mw = append([]patbus.Middleware{s.match}, mw...)
 	}
-	sub, err := p.b.Consume(ctx, s.queue, bus.ConsumeOptions{Prefetch: prefetch})
+	c, err := engine.Start(ctx, p.b, engine.Config{
+		Kind:        patbus.KindEvent,
+		Queue:       s.queue,
+		Prefetch:    max(cfg.prefetch, cfg.concurrency),
+		Concurrency: cfg.concurrency,
+		Handler:     h,
+		Middleware:  mw,
+		Settle:      s.settle,
+		Logger:      cfg.logger,
+		Name:        "subscription",
+	})
 	if err != nil {
 		cleanup()
 		return nil, fmt.Errorf("pubsub: consume %s: %w", s.queue, err)
 	}
-	s.sub = sub
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.wg.Add(sc.concurrency)
-	for i := 0; i < sc.concurrency; i++ {
-		go s.loop()
-	}
+	s.c = c
 	p.mu.Lock()
-	closed := p.closed
+	closed := p.closed.Load()
 	if !closed {
 		p.subs[s] = struct{}{}
 	}
 	p.mu.Unlock()
 	if closed {
 		_ = s.Close()
-		return nil, ErrClosed
+		return nil, errClosed("subscribe")
 	}
 	return s, nil
 }
 
 // declareGroup declares a group's queue and its dead-letter queue.
-func (s *Subscription) declareGroup(ctx context.Context) error {
-	durable := !s.p.cfg.transient
+func (s *Subscription) declareGroup(ctx context.Context, transient bool) error {
 	dead := s.queue + ".dead"
-	if _, err := s.p.b.DeclareQueue(ctx, bus.Queue{Name: dead, Durable: durable}); err != nil {
+	if _, err := s.p.b.DeclareQueue(ctx, bus.Queue{Name: dead, Durable: !transient}); err != nil {
 		return fmt.Errorf("pubsub: declare queue %s: %w", dead, err)
 	}
-	q := bus.Queue{Name: s.queue, Durable: durable, DeadLetterExchange: "", DeadLetterKey: dead}
+	q := bus.Queue{Name: s.queue, Durable: !transient, DeadLetterExchange: "", DeadLetterKey: dead}
 	if _, err := s.p.b.DeclareQueue(ctx, q); err != nil {
 		return fmt.Errorf("pubsub: declare queue %s: %w", s.queue, err)
 	}
-	s.deadMsg = "dead-lettered to " + dead
+	s.fate = "dead-lettered to " + dead
 	return nil
 }
 
@@ -192,11 +192,11 @@ func (s *Subscription) declareGroup(ctx context.Context) error {
 func (p *PubSub) claimGroup(queue, sig string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		return ErrClosed
+	if p.closed.Load() {
+		return errClosed("subscribe")
 	}
 	if old, ok := p.groups[queue]; ok && old != sig {
-		return fmt.Errorf("%w: queue %s is already subscribed here with %s, not %s", ErrInvalidConfig, queue, old, sig)
+		return fmt.Errorf("pubsub: %w: queue %s is already subscribed here with %s, not %s", ErrInvalidConfig, queue, old, sig)
 	}
 	p.groups[queue] = sig
 	return nil
@@ -212,160 +212,4 @@ func (p *PubSub) releaseGroup(queue string) {
 		}
 	}
 	delete(p.groups, queue)
-}
-
-// Queue returns the name of the queue the subscription consumes.
-func (s *Subscription) Queue() string { return s.queue }
-
-// Done is closed once the subscription stops taking events: when Shutdown
-// or Close begins, or when its consumer ends by itself (its queue was
-// deleted, the broker closed), which Err then explains. A subscription
-// whose consumer ended should be closed; Subscribe again declares its
-// queue again.
-func (s *Subscription) Done() <-chan struct{} { return s.stopping }
-
-// Err reports why the consumer ended by itself: an error wrapping
-// bus.ErrNotFound when the queue was deleted, bus.ErrClosed when the
-// broker closed. It is nil otherwise.
-func (s *Subscription) Err() error {
-	s.endMu.Lock()
-	defer s.endMu.Unlock()
-	return s.ended
-}
-
-// Shutdown stops the subscription gracefully: it takes no more events, lets
-// running handlers finish and ack, hands back what it had not started, and
-// releases the consumer. If ctx ends first, it cancels the handlers'
-// context, waits for them to return and returns ctx.Err(); unacked events go
-// back to the queue. Shutdown is idempotent.
-func (s *Subscription) Shutdown(ctx context.Context) error {
-	s.stop()
-	err := s.sub.Cancel(ctx)
-	if err != nil {
-		s.cancel()
-		_ = s.sub.Cancel(context.Background())
-	}
-	s.wg.Wait()
-	s.end()
-	if err != nil {
-		return fmt.Errorf("pubsub: shutdown of %s: %w", s.queue, err)
-	}
-	return nil
-}
-
-// Close stops the subscription at once: the handlers' context is cancelled,
-// the consumer released and unacked events go back to the queue. It waits
-// for the handlers to return. Close is idempotent.
-func (s *Subscription) Close() error {
-	s.stop()
-	s.cancel()
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_ = s.sub.Cancel(ctx)
-	s.wg.Wait()
-	s.end()
-	return nil
-}
-
-func (s *Subscription) stop() { s.stopOnce.Do(func() { close(s.stopping) }) }
-
-// end releases what the subscription holds in its PubSub.
-func (s *Subscription) end() {
-	s.endOnce.Do(func() {
-		s.cancel()
-		s.p.mu.Lock()
-		delete(s.p.subs, s)
-		s.p.mu.Unlock()
-		if s.group != "" {
-			s.p.releaseGroup(s.queue)
-		}
-	})
-}
-
-// loop is one handler goroutine.
-func (s *Subscription) loop() {
-	defer s.wg.Done()
-	deliveries := s.sub.Deliveries()
-	for {
-		select {
-		case <-s.stopping:
-			return
-		case d, ok := <-deliveries:
-			if !ok {
-				if err := s.sub.Err(); err != nil {
-					s.log.Warn("pubsub: consumer ended", "err", err)
-					s.endMu.Lock()
-					s.ended = fmt.Errorf("pubsub: consumer of %s ended: %w", s.queue, err)
-					s.endMu.Unlock()
-				}
-				s.stop()
-				return
-			}
-			s.handle(d)
-		}
-	}
-}
-
-// handle runs the handler on one delivery and settles it.
-func (s *Subscription) handle(d *bus.Delivery) {
-	if s.pat != nil {
-		obj, ok := decodeObject(d.Body)
-		if !ok {
-			s.log.Error("pubsub: event body is not a JSON object; rejected, "+s.deadMsg, "id", d.MessageID)
-			s.settle(d, d.Nack(false), "reject")
-			return
-		}
-		if !s.pat.Match(obj) {
-			s.log.Debug("pubsub: event does not match the subscription; skipped", "id", d.MessageID, "key", d.RoutingKey)
-			s.settle(d, d.Ack(), "ack")
-			return
-		}
-	}
-	ev := newEvent(d)
-	ctx := s.ctx
-	if ev.Tx != "" {
-		ctx = wire.WithTx(ctx, ev.Tx)
-	}
-	err := s.call(ctx, ev)
-	switch {
-	case err == nil:
-		s.settle(d, d.Ack(), "ack")
-	case s.ctx.Err() != nil:
-		s.settle(d, d.Nack(true), "nack")
-	case !d.Redelivered:
-		s.log.Warn("pubsub: handler failed; event requeued once", "id", ev.ID, "err", err)
-		s.settle(d, d.Nack(true), "nack")
-	default:
-		s.log.Error("pubsub: handler failed again; event rejected, "+s.deadMsg, "id", ev.ID, "err", err)
-		s.settle(d, d.Nack(false), "reject")
-	}
-}
-
-// call runs the handler, turning a panic into an error.
-func (s *Subscription) call(ctx context.Context, ev *Event) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("pubsub: handler panicked", "id", ev.ID, "panic", r, "stack", string(debug.Stack()))
-			err = fmt.Errorf("%w: %v", ErrPanic, r)
-		}
-	}()
-	return s.h.HandleEvent(ctx, ev)
-}
-
-func (s *Subscription) settle(d *bus.Delivery, err error, what string) {
-	if err != nil {
-		s.log.Warn("pubsub: "+what+" failed; the event will be delivered again", "id", d.MessageID, "err", err)
-	}
-}
-
-// decodeObject decodes a JSON object with numbers kept as json.Number, so
-// that they compare as Patrun compares them.
-func decodeObject(body []byte) (map[string]any, bool) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil || obj == nil {
-		return nil, false
-	}
-	return obj, true
 }

@@ -63,7 +63,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, messages []string, su
 			defer cancel()
 			err = errors.Join(err, ps.Shutdown(sctx))
 		}()
-		_, err = ps.SubscribeFanout(ctx, Exchange, pubsub.Typed(func(ctx context.Context, ev *pubsub.Event, line string) error {
+		_, err = ps.SubscribeFanout(ctx, Exchange, pubsub.Typed(func(ctx context.Context, line string) error {
 			p.Printf("subscriber %d: [x] %s", i, line)
 			got <- struct{}{}
 			return nil

@@ -65,7 +65,11 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, lines []Line) (err er
 			defer cancel()
 			err = errors.Join(err, ps.Shutdown(sctx))
 		}()
-		_, err = ps.SubscribeDirect(ctx, Exchange, []string{rank}, pubsub.Typed(func(ctx context.Context, ev *pubsub.Event, text string) error {
+		_, err = ps.SubscribeDirect(ctx, Exchange, []string{rank}, pubsub.HandlerFunc(func(ctx context.Context, ev *pubsub.Event) error {
+			var text string
+			if err := ev.Decode(&text); err != nil {
+				return err
+			}
 			p.Printf("[%s subscriber] [x] %s:%s", rank, ev.RoutingKey, text)
 			got <- struct{}{}
 			return nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -26,6 +27,18 @@ func DeleteQueue(url, queue string) error {
 		_, err := ch.QueueDelete(queue, false, false, false)
 		return err
 	})
+}
+
+// PurgeQueue removes the ready messages of a queue, on a connection of its
+// own, and returns how many there were.
+func PurgeQueue(url, queue string) (int, error) {
+	var n int
+	err := withChannel(url, func(ch *amqp.Channel) error {
+		var err error
+		n, err = ch.QueuePurge(queue, false)
+		return err
+	})
+	return n, err
 }
 
 func withChannel(url string, f func(*amqp.Channel) error) error {
@@ -58,6 +71,14 @@ type Producer struct {
 	// traceparent headers. RabbitMQ takes measurably longer over such
 	// messages than over bare ones, so the benchmarks compare with both.
 	SameWire bool
+
+	// Event, when not empty, makes every message carry what package
+	// pubsub puts on an event of that canonical pattern: the header
+	// patbus-pattern, a traceparent whose trace id is a fresh tx id, a
+	// UUID message id and a timestamp (not mandatory). The pubsub
+	// benchmarks compare with it, to tell what the event's wire costs the
+	// broker from what patbus costs.
+	Event string
 }
 
 // NewProducer connects to url and puts a channel in confirm mode.
@@ -83,6 +104,14 @@ func NewProducer(url string, window int) (*Producer, error) {
 // Publish sends n persistent copies of body to queue and returns once the
 // broker confirmed all of them.
 func (p *Producer) Publish(ctx context.Context, queue string, n int, body []byte) error {
+	return p.PublishTo(ctx, "", queue, n, body)
+}
+
+// PublishTo sends n persistent copies of body to the exchange with the
+// routing key, as Publish does to a queue: the plain publisher of the
+// publish/subscribe tutorials with the confirm window of the publisher
+// confirms one.
+func (p *Producer) PublishTo(ctx context.Context, exchange, key string, n int, body []byte) error {
 	pending := make([]*amqp.DeferredConfirmation, 0, p.window)
 	wait := func(dc *amqp.DeferredConfirmation) error {
 		ok, err := dc.WaitContext(ctx)
@@ -115,7 +144,15 @@ func (p *Producer) Publish(ctx context.Context, queue string, n int, body []byte
 				"traceparent": "00-" + id + "-" + id[:16] + "-01",
 			}
 		}
-		dc, err := p.ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, p.SameWire, false, pub)
+		if p.Event != "" {
+			pub.MessageId = uuid.NewString()
+			pub.Timestamp = time.Now()
+			pub.Headers = amqp.Table{
+				"patbus-pattern": p.Event,
+				"traceparent":    "00-" + newID() + "-" + newID()[:16] + "-01",
+			}
+		}
+		dc, err := p.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, p.SameWire, false, pub)
 		if err != nil {
 			return fmt.Errorf("baseline: publish: %w", err)
 		}
