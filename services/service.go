@@ -72,6 +72,7 @@ type Service struct {
 	snap   atomic.Pointer[snapshot]
 	parsed patternCache
 	pins   pinCache
+	plans  planCache
 
 	announceNow chan struct{}
 	// discoverUntil is when the current discovery round ends (Unix

@@ -76,3 +76,10 @@ func TxFromTraceparent(v string) string {
 	}
 	return ""
 }
+
+// IsTxKey reports whether k is the context key of the tx id, for context
+// types that carry the tx themselves (services' act context).
+func IsTxKey(k any) bool {
+	_, ok := k.(txKey)
+	return ok
+}
