@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -168,22 +169,10 @@ func (s *Service) leave(ctx context.Context) {
 func (s *Service) upsertLocked(in *instanceInfo) {
 	old, ok := s.cat.instances[in.id]
 	s.cat.instances[in.id] = in
-	if ok && old.service == in.service && old.version == in.version && old.queue == in.queue && equalStrings(old.canon, in.canon) {
+	if ok && old.service == in.service && old.version == in.version && old.queue == in.queue && slices.Equal(old.canon, in.canon) && old.consul == in.consul {
 		return
 	}
 	s.rebuildLocked()
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func (s *Service) handleRegistry(body []byte) {

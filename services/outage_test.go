@@ -60,3 +60,35 @@ func TestCatalogSurvivesTheCallersOwnOutage(t *testing.T) {
 		t.Errorf("%d acts failed with ErrNoRoute after the reconnect (%d answered)", noRoute, ok)
 	}
 }
+
+// Ready honours its context while the broker is away: it returns by the
+// context's deadline with the reason, not when the broker comes back.
+func TestReadyHonoursItsContextWhileTheBrokerIsDown(t *testing.T) {
+	e := newRabbitEnv(t)
+	u, err := url.Parse(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.StartProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	b := testenv.RabbitAt(t, u.String())
+	eventually(t, "connected through the proxy", b.(bus.Connectivity).Connected)
+	proxy.Cut()
+	eventually(t, "the broker is away", func() bool { return !b.(bus.Connectivity).Connected() })
+	svc, err := services.New("patient", "1.0.0", services.WithBroker(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = svc.Ready(ctx)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Ready with the broker away: %v, want the context's deadline", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Ready returned %v after its context's deadline", d)
+	}
+	proxy.Restore()
+}
