@@ -30,8 +30,16 @@
 //
 // Each connection has the configured heartbeat, dial timeout and name;
 // amqps:// addresses use TLS 1.2 or later with the host name verified.
-// Several addresses are tried in turn. Passwords are removed from every
-// error and log line.
+// Passwords are removed from every error and log line.
+//
+// Several addresses (the nodes of a cluster) are tried in turn, starting
+// at a random one, on the first dial and on every reconnect, so that
+// clients spread over the nodes, and the clients of a node that dies move
+// to the others instead of all to the first address. A reconnect waits a
+// random moment (below the minimum backoff) before its first attempt, and
+// each failed round a backoff with jitter. Each connection is logged once
+// ("connected") with its address, the cluster name and, where the broker
+// announces it in its server properties, the node name.
 //
 // amqp091-go writes every publish, ack and confirm with a system call of
 // its own. patbus puts a coalescing writer under each connection

@@ -65,8 +65,9 @@ type rabbitAddr struct {
 
 var _ Broker = (*Rabbit)(nil)
 
-// Dial connects to RabbitMQ at the first reachable address of addrs
-// (amqp:// or amqps:// URLs, tried in turn) and returns the broker. It opens
+// Dial connects to RabbitMQ at a reachable address of addrs (amqp:// or
+// amqps:// URLs, the nodes of a cluster for example, tried in turn from a
+// random one) and returns the broker. It opens
 // the consuming connection and the publishing connection before it returns.
 // While no broker answers it keeps trying, with backoff, until ctx ends (or
 // WithMaxReconnects attempts failed); it then returns an error wrapping

@@ -111,13 +111,17 @@ func (r *Rabbit) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// dialLoop dials the addresses in turn, with backoff between rounds, until
-// one answers, ctx ends, the broker closes, or WithMaxReconnects rounds
-// failed.
+// dialLoop dials the addresses in turn, starting at a random one, with
+// backoff (and jitter) between rounds, until one answers, ctx ends, the
+// broker closes, or WithMaxReconnects rounds failed. The random start
+// spreads a program's connections, and many programs' reconnects, over a
+// cluster's nodes instead of sending them all to the first address.
 func (r *Rabbit) dialLoop(ctx context.Context, role string) (*amqp.Connection, error) {
 	var last error
+	first := rand.IntN(len(r.addrs))
 	for attempt := 1; ; attempt++ {
-		for _, a := range r.addrs {
+		for i := range r.addrs {
+			a := r.addrs[(first+i)%len(r.addrs)]
 			if err := ctx.Err(); err != nil {
 				return nil, r.dialErr(err, last)
 			}
@@ -126,7 +130,7 @@ func (r *Rabbit) dialLoop(ctx context.Context, role string) (*amqp.Connection, e
 			}
 			c, err := r.dialOne(ctx, a, role)
 			if err == nil {
-				r.log.Info("connected", "role", role, "addr", a.shown, "attempts", attempt)
+				r.logConnected(c, a, role, attempt)
 				return c, nil
 			}
 			last = fmt.Errorf("%s: %s", a.shown, r.scrub(err))
@@ -142,6 +146,23 @@ func (r *Rabbit) dialLoop(ctx context.Context, role string) (*amqp.Connection, e
 			return nil, r.dialErr(ctx.Err(), last)
 		}
 	}
+}
+
+// logConnected says, once per connection, which node it reached: the
+// address, and from the server properties RabbitMQ sends on connect the
+// cluster name and (where the broker is configured to announce it) the
+// node name. RabbitMQ does not send its node name by default; an operator
+// adds it with {rabbit, [{server_properties, [{node, "rabbit@host"}]}]} in
+// advanced.config (the test clusters of internal/testenv do).
+func (r *Rabbit) logConnected(c *amqp.Connection, a rabbitAddr, role string, attempt int) {
+	attrs := []any{"role", role, "addr", a.shown}
+	if node, ok := c.Properties["node"].(string); ok && node != "" {
+		attrs = append(attrs, "node", node)
+	}
+	if cluster, ok := c.Properties["cluster_name"].(string); ok && cluster != "" {
+		attrs = append(attrs, "cluster", cluster)
+	}
+	r.log.Info("connected", append(attrs, "attempts", attempt)...)
 }
 
 func (r *Rabbit) dialErr(ctxErr, last error) error {
@@ -294,8 +315,11 @@ func (r *Rabbit) watch(role string, s *connSlot, c *amqp.Connection, lostCh chan
 	})
 }
 
-// reconnect dials again; on giving up it closes the broker.
+// reconnect dials again after a random pause shorter than the minimum
+// backoff (so that the clients of a node that died do not all reach the
+// next one at the same instant); on giving up it closes the broker.
 func (r *Rabbit) reconnect(role string) (*amqp.Connection, error) {
+	r.sleep(r.closed, time.Duration(rand.Int64N(int64(r.cfg.backoffMin))))
 	c, err := r.dialLoop(r.closed, role)
 	if err != nil {
 		if !r.isClosed() {
