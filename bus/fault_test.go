@@ -113,6 +113,31 @@ func (l *eventLog) awaitN(msg string, t0 time.Time, n int, d time.Duration) []lo
 	}
 }
 
+// awaitWhere waits up to d for a record at or after t0 with msg whose
+// attribute key has the value val, and returns it.
+func (l *eventLog) awaitWhere(msg, key, val string, t0 time.Time, d time.Duration) (logEvent, bool) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		for _, r := range l.all(msg, t0) {
+			if r.kv[key] == val {
+				return r, true
+			}
+		}
+		l.mu.Lock()
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timer.C:
+			return logEvent{}, false
+		}
+	}
+}
+
 // all returns the records with msg at or after t0.
 func (l *eventLog) all(msg string, t0 time.Time) []logEvent {
 	l.mu.Lock()

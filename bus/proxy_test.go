@@ -25,6 +25,7 @@ type nodeProxy struct {
 	mu     sync.Mutex
 	pairs  []*nodePair
 	down   bool
+	refuse bool
 	closed bool
 	opened chan struct{} // closed and replaced when a connection is forwarded
 }
@@ -90,7 +91,7 @@ func (p *nodeProxy) accept() {
 			return
 		}
 		p.mu.Lock()
-		down, closed := p.down, p.closed
+		down, closed := p.down || p.refuse, p.closed
 		p.mu.Unlock()
 		if down || closed {
 			_ = c.Close()
@@ -106,7 +107,7 @@ func (p *nodeProxy) accept() {
 		}
 		pr := &nodePair{client: c, server: s}
 		p.mu.Lock()
-		if p.closed || p.down {
+		if p.closed || p.down || p.refuse {
 			p.mu.Unlock()
 			pr.reset()
 			continue
@@ -186,6 +187,14 @@ func (p *nodeProxy) setDown(down bool) {
 	for _, pr := range pairs {
 		pr.reset()
 	}
+}
+
+// setRefuse refuses new connections (or lets them through again) and
+// leaves the current ones alone.
+func (p *nodeProxy) setRefuse(refuse bool) {
+	p.mu.Lock()
+	p.refuse = refuse
+	p.mu.Unlock()
 }
 
 func (p *nodeProxy) close() {

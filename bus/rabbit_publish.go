@@ -30,6 +30,12 @@ type pubMsg struct {
 	writeOnce sync.Once
 	chanErrs  int // channels closed by a broker error while it was pending
 	lastErr   error
+
+	// Expiration and the time of Publish: a copy written again carries
+	// what is left of the expiration, and is not written once it passed.
+	expiration time.Duration
+	published  time.Time
+	resend     bool // set by requeue
 }
 
 // pending is one written copy of a message awaiting its confirm.
@@ -146,6 +152,7 @@ func (p *publisher) requeue(m *pubMsg) {
 		m.conf.resolve(fmt.Errorf("bus: publish: %w: %w", ErrUnconfirmed, p.r.errClosed()))
 		return
 	}
+	m.resend = true
 	p.retry = append(p.retry, m)
 	p.retryMu.Unlock()
 	select {
@@ -262,6 +269,9 @@ func (p *publisher) direct(m *pubMsg) bool {
 	if blocked, _, _ := p.blockState(); blocked {
 		return false
 	}
+	if open, _ := p.r.gate.state(); !open {
+		return false
+	}
 	for _, pc := range *chans {
 		if !pc.wmu.TryLock() {
 			continue
@@ -315,12 +325,14 @@ func (p *publisher) prepare(exchange, key string, msg Message) (*pubMsg, error) 
 	// caller may reuse its buffer once Publish returns.
 	pub.Body = append([]byte(nil), msg.Body...)
 	return &pubMsg{
-		exchange:  exchange,
-		key:       key,
-		mandatory: msg.Mandatory,
-		conf:      newConfirmation(),
-		written:   make(chan struct{}),
-		pub:       pub,
+		exchange:   exchange,
+		key:        key,
+		mandatory:  msg.Mandatory,
+		conf:       newConfirmation(),
+		written:    make(chan struct{}),
+		pub:        pub,
+		expiration: msg.Expiration,
+		published:  time.Now(),
 	}, nil
 }
 
@@ -372,7 +384,7 @@ func (p *publisher) waitErr(ctxErr error) error {
 	if blocked, _, _ := p.blockState(); blocked {
 		return fmt.Errorf("bus: publish: %w: %w", ErrBlocked, ctxErr)
 	}
-	if p.up.Load() == 0 {
+	if open, _ := p.r.gate.state(); !open || p.up.Load() == 0 {
 		return fmt.Errorf("bus: publish: %w: %w", ErrDisconnected, ctxErr)
 	}
 	return fmt.Errorf("bus: publish: %w", ctxErr)
@@ -467,9 +479,15 @@ func (p *publisher) run(pc *pubChan) {
 		var m *pubMsg
 		for m == nil {
 			blocked, _, changed := p.blockState()
-			if blocked {
+			open, gateChanged := p.r.gate.state()
+			if blocked || !open {
+				// Blocked by the broker, or held until the client's
+				// topology is declared again (see gate): messages wait,
+				// new ones in Publish, by their context.
 				select {
 				case <-changed:
+					continue
+				case <-gateChanged:
 					continue
 				case <-pc.dead:
 					return
@@ -484,6 +502,7 @@ func (p *publisher) run(pc *pubChan) {
 			case m = <-p.reqs:
 			case <-p.retrySig:
 			case <-changed:
+			case <-gateChanged:
 			case <-pc.dead:
 				return
 			case <-closed:
@@ -509,8 +528,24 @@ func (p *publisher) run(pc *pubChan) {
 }
 
 // write publishes one copy of m on pc; on failure m is queued again and pc
-// is dead. The caller holds pc.wmu and one of pc's window slots.
+// is dead. The caller holds pc.wmu and one of pc's window slots. A copy
+// written again (after a lost channel or an overdue confirm) carries the
+// expiration left since Publish; when none is left it is not written,
+// and its Confirmation fails with ErrExpired.
 func (p *publisher) write(pc *pubChan, m *pubMsg) bool {
+	if m.resend && m.expiration > 0 {
+		left := m.expiration - time.Since(m.published)
+		if left <= 0 {
+			m.conf.resolve(fmt.Errorf("bus: publish to exchange %q key %q: %w: %w: its expiration of %v passed before it could be published again",
+				m.exchange, m.key, ErrUnconfirmed, ErrExpired, m.expiration))
+			select {
+			case pc.slots <- struct{}{}:
+			default:
+			}
+			return true
+		}
+		m.pub.Expiration = expirationString(left)
+	}
 	seq := pc.ch.GetNextPublishSeqNo()
 	pc.mu.Lock()
 	pub, match := pc.rids.take(m, &p.ids)
@@ -658,7 +693,11 @@ func (p *publisher) overdue(pc *pubChan, now time.Time) bool {
 // on a fresh channel; the reader keeps draining until pc closes.
 func (p *publisher) retireOverdue(pc *pubChan) {
 	items := pc.takeAll()
-	p.r.log.Warn("confirm overdue: publishing again on a fresh channel", "unconfirmed", len(items), "timeout", p.r.cfg.confirmTimeout)
+	if p.r.down.republishing(len(items)) {
+		p.r.log.Debug("confirm overdue: publishing again on a fresh channel", "unconfirmed", len(items), "timeout", p.r.cfg.confirmTimeout)
+	} else {
+		p.r.log.Warn("confirm overdue: publishing again on a fresh channel", "unconfirmed", len(items), "timeout", p.r.cfg.confirmTimeout)
+	}
 	pc.kill()
 	for _, it := range items {
 		if it.returned != nil {
@@ -701,9 +740,12 @@ func (p *publisher) channelClosed(pc *pubChan, returns <-chan amqp.Return, close
 		if missing != "" && p.r.topo.hasExchange(missing) {
 			missing = ""
 		}
-		p.r.log.Warn("publish channel closed by broker", "reason", cerr.Reason)
+		p.r.log.Warn("publish channel closed by broker", "reason", p.r.scrubText(cerr.Reason))
 	} else if brokerErr {
-		p.r.log.Warn("publish channel closed by broker", "code", cerr.Code, "reason", cerr.Reason)
+		p.r.log.Warn("publish channel closed by broker", "code", cerr.Code, "reason", p.r.scrubText(cerr.Reason))
+	}
+	if !brokerErr && len(items) > 0 {
+		p.r.down.republishing(len(items))
 	}
 	for _, it := range items {
 		m := it.m
