@@ -115,7 +115,9 @@ type Queue struct {
 	// publishes are nacked (overflow reject-publish).
 	MaxLength int
 	// Quorum makes the queue a replicated quorum queue (RabbitMQ only; the
-	// in-memory broker treats it as durable).
+	// in-memory broker treats it as durable), declared with exactly the
+	// arguments given. WithQuorumQueues makes every durable queue that can
+	// be one a quorum queue, with arguments of its own.
 	Quorum bool
 	// Args holds further x-arguments, passed through to RabbitMQ as they are.
 	Args map[string]any

@@ -28,6 +28,7 @@ type config struct {
 	confirmWindow  int
 	confirmTimeout time.Duration
 	plainWrites    bool
+	quorum         bool // WithQuorumQueues
 }
 
 // DefaultMaxMessageSize is the largest body a broker accepts by default:

@@ -264,6 +264,11 @@ func queueArgs(q Queue) (amqp.Table, error) {
 	}
 	if q.MaxLength > 0 {
 		args["x-max-length"] = int64(q.MaxLength)
+		if q.Quorum {
+			// A quorum queue rejects publishes once it is over its
+			// limit, not at it: one less gives MaxLength messages.
+			args["x-max-length"] = int64(q.MaxLength - 1)
+		}
 		args["x-overflow"] = "reject-publish"
 	}
 	if q.Quorum {
@@ -437,13 +442,20 @@ func (r *Rabbit) DeclareQueue(ctx context.Context, q Queue) (string, error) {
 	if q.Quorum && (q.Exclusive || q.AutoDelete) {
 		return "", fmt.Errorf("bus: %s: %w: a quorum queue cannot be exclusive or auto-delete", op, ErrInvalidConfig)
 	}
+	q, madeQuorum, err := r.cfg.quorumQueue(q)
+	if err != nil {
+		return "", fmt.Errorf("bus: %s: %w", op, err)
+	}
 	if _, err := queueArgs(q); err != nil {
 		return "", fmt.Errorf("bus: %s: %w", op, err)
 	}
 	q.Args = copyArgs(q.Args)
-	err := r.declare(ctx, op, func(ch *amqp.Channel) error { _, err := declareQueue(ch, q); return err },
+	err = r.declare(ctx, op, func(ch *amqp.Channel) error { _, err := declareQueue(ch, q); return err },
 		func() { r.topo.addQueue(q) })
 	if err != nil {
+		if madeQuorum && errors.Is(err, ErrPrecondition) {
+			err = quorumHint(err)
+		}
 		return "", err
 	}
 	return q.Name, nil
