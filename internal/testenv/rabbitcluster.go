@@ -14,13 +14,22 @@ import (
 // directories, and one Erlang cookie for all of them (written to each
 // node's HOME), joined with rabbitmqctl join_cluster. No Docker is
 // involved. Its nodes are RabbitNodes: Kill9, Restart, Pause and Resume
-// break and mend one of them.
+// break and mend one of them. A node paused for longer than clusterTick
+// is cut off from the others as by a network partition.
 type RabbitCluster struct {
 	t     testing.TB
 	Nodes []*RabbitNode
 	// StartedIn is how long StartRabbitCluster took.
 	StartedIn time.Duration
 }
+
+// clusterTick is the net_ticktime of a cluster's nodes: a node silent for
+// between 0.75 and 1.25 times this long (paused, say) is taken for down by
+// the others, whose quorum queues then elect new leaders, and a network
+// partition begins; it ends when the node answers again, the partitioned
+// node pausing itself until it sees the majority (pause_minority). The
+// default of 60 s would make such tests take minutes.
+const clusterTick = 10 * time.Second
 
 // StartRabbitCluster starts a cluster of size nodes (at least 2) and
 // registers its end, and the removal of its files, with t.Cleanup: the
@@ -42,7 +51,7 @@ func StartRabbitCluster(t testing.TB, size int) *RabbitCluster {
 	cookie := strings.ToUpper(randomHex(10))
 	c := &RabbitCluster{t: t}
 	for i := 0; i < size; i++ {
-		c.Nodes = append(c.Nodes, newRabbitNode(t, fmt.Sprintf("cluster%d", i+1), cookie))
+		c.Nodes = append(c.Nodes, newRabbitNode(t, fmt.Sprintf("cluster%d", i+1), cookie, clusterTick))
 	}
 	if err := c.parallel(c.Nodes, func(n *RabbitNode) error {
 		if err := n.launch(); err != nil {

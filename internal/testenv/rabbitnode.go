@@ -104,7 +104,7 @@ func randomHex(n int) string {
 // skips the test, or fails it where Required() is true.
 func StartRabbitNode(t testing.TB) *RabbitNode {
 	t.Helper()
-	n := newRabbitNode(t, "fault", "")
+	n := newRabbitNode(t, "fault", "", 0)
 	start := time.Now()
 	n.boot()
 	t.Logf("testenv: private RabbitMQ node %s on 127.0.0.1:%d up in %v", n.Name, n.Port, time.Since(start).Round(time.Millisecond))
@@ -114,8 +114,9 @@ func StartRabbitNode(t testing.TB) *RabbitNode {
 // newRabbitNode prepares a node's files and environment, and registers its
 // end with t.Cleanup; it does not start it. An empty cookie lets the node
 // make its own (a fresh HOME gets a fresh cookie); the nodes of a cluster
-// share one.
-func newRabbitNode(t testing.TB, kind, cookie string) *RabbitNode {
+// share one. A positive tick sets the Erlang distribution's net_ticktime
+// (how soon the other nodes take a silent node for down; default 60 s).
+func newRabbitNode(t testing.TB, kind, cookie string, tick time.Duration) *RabbitNode {
 	t.Helper()
 	server, ctl := needRabbitBinaries(t)
 	id := randomHex(4)
@@ -156,7 +157,11 @@ func newRabbitNode(t testing.TB, kind, cookie string) *RabbitNode {
 		t.Fatalf("testenv: %v", err)
 	}
 	advanced := filepath.Join(dir, "advanced.config")
-	advText := fmt.Sprintf("[{rabbit, [{server_properties, [{node, %q}]}]}].\n", n.Name)
+	kernel := ""
+	if tick > 0 {
+		kernel = fmt.Sprintf(", {kernel, [{net_ticktime, %d}]}", int(tick/time.Second))
+	}
+	advText := fmt.Sprintf("[{rabbit, [{server_properties, [{node, %q}]}]}%s].\n", n.Name, kernel)
 	if err := os.WriteFile(advanced, []byte(advText), 0o600); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
