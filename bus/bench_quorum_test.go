@@ -2,6 +2,8 @@ package bus_test
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,13 +23,7 @@ import (
 func BenchmarkRabbitQueueType(b *testing.B) {
 	url := testenv.AMQPURL(b)
 	body := make([]byte, 256)
-	for _, kind := range []struct {
-		name string
-		opts []bus.Option
-	}{
-		{"classic", nil},
-		{"quorum", []bus.Option{bus.WithQuorumQueues()}},
-	} {
+	for _, kind := range queueKinds {
 		b.Run("publish/"+kind.name, func(b *testing.B) { benchTypedPublish(b, url, body, kind.opts...) })
 		b.Run("consume/"+kind.name, func(b *testing.B) { benchTypedConsume(b, url, body, kind.opts...) })
 		b.Run("declare/"+kind.name, func(b *testing.B) { benchTypedDeclare(b, url, kind.opts...) })
@@ -135,4 +131,68 @@ func benchTypedDeclare(b *testing.B, url string, opts ...bus.Option) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "queues/s")
+}
+
+// The same on a three-node cluster of private nodes (a quorum queue's
+// members on all three, a classic queue on the node it was declared on),
+// through node 1. Each run starts its own cluster:
+//
+//	go test -run '^$' -bench 'RabbitClusterQueueType' -benchtime 20000x -count 3 ./bus/
+func BenchmarkRabbitClusterQueueType(b *testing.B) {
+	c := testenv.StartRabbitCluster(b, 3)
+	url := c.Nodes[0].URL()
+	body := make([]byte, 256)
+	for _, kind := range queueKinds {
+		b.Run("publish/"+kind.name, func(b *testing.B) { benchTypedPublish(b, url, body, kind.opts...) })
+		b.Run("consume/"+kind.name, func(b *testing.B) { benchTypedConsume(b, url, body, kind.opts...) })
+	}
+}
+
+// What a durable queue costs a node in memory, classic against quorum, on
+// a private node and on node 1 of a three-node cluster (where a quorum
+// queue has a member on each node). b.N queues are declared, so run
+//
+//	go test -run '^$' -bench 'RabbitQueueMemory' -benchtime 200x -count 3 ./bus/
+func BenchmarkRabbitQueueMemory(b *testing.B) {
+	node := testenv.StartRabbitNode(b)
+	c := testenv.StartRabbitCluster(b, 3)
+	for _, kind := range queueKinds {
+		b.Run("node/"+kind.name, func(b *testing.B) { benchTypedMemory(b, node, kind.opts...) })
+		b.Run("cluster/"+kind.name, func(b *testing.B) { benchTypedMemory(b, c.Nodes[0], kind.opts...) })
+	}
+}
+
+// queueKinds are the two queue types the benchmarks compare.
+var queueKinds = []struct {
+	name string
+	opts []bus.Option
+}{
+	{"classic", nil},
+	{"quorum", []bus.Option{bus.WithQuorumQueues()}},
+}
+
+// benchTypedMemory declares b.N durable queues on node and reports what
+// the node's memory grew by, per queue.
+func benchTypedMemory(b *testing.B, node *testenv.RabbitNode, opts ...bus.Option) {
+	br := dialRabbit(b, node.URL(), opts...)
+	ctx := context.Background()
+	memory := func() float64 {
+		out := strings.TrimSpace(node.MustCtl("eval", "erlang:garbage_collect(), erlang:memory(total)."))
+		v, err := strconv.ParseFloat(out, 64)
+		if err != nil {
+			b.Fatalf("memory: %q: %v", out, err)
+		}
+		return v
+	}
+	before := memory()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		q, err := br.DeclareQueue(ctx, bus.Queue{Name: randName("patbus.bench.memory"), Durable: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = br.DeleteQueue(context.Background(), q) })
+	}
+	b.StopTimer()
+	b.ReportMetric((memory()-before)/float64(b.N), "B/queue")
 }

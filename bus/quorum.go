@@ -19,7 +19,10 @@ const DefaultDeliveryLimit = 20
 // that is neither exclusive nor auto-delete a quorum queue (replicated
 // over the cluster's nodes, unlike a classic queue, which lives on one
 // node): act queues, group queues, work, retry and dead-letter queues all
-// go through DeclareQueue, so the option covers every layer. Exclusive,
+// go through DeclareQueue, so the option covers every layer. It is the
+// default when the broker is dialled with several addresses (a cluster);
+// see "Quorum queues" in the package documentation for why, and
+// WithClassicQueues for the opposite. Exclusive,
 // auto-delete and non-durable queues stay classic (RabbitMQ refuses them
 // as quorum queues), and so do queues whose Args name their type
 // (x-queue-type) or ask for priorities (x-max-priority, which quorum
@@ -58,11 +61,32 @@ const DefaultDeliveryLimit = 20
 // with ErrPrecondition until it is deleted (or drained into a new quorum
 // queue and deleted). The in-memory broker accepts the option and
 // ignores it.
-func WithQuorumQueues() Option { return func(c *config) { c.quorum = true } }
+func WithQuorumQueues() Option { return func(c *config) { c.queueType = quorumQueues } }
 
-// quorumQueue returns q as the RabbitMQ broker declares it: with
-// WithQuorumQueues, as a quorum queue with the arguments the option adds,
-// when q qualifies; madeQuorum reports whether the option made it one. An
+// WithClassicQueues keeps every queue classic (unless a Queue asks for
+// Quorum), also when the broker is dialled with several addresses: for a
+// cluster whose durable queues were declared as classic queues before
+// (RabbitMQ cannot change a queue's type), or one where a quorum queue's
+// costs (see "Quorum queues" in the package documentation) outweigh its
+// availability. The default with one address.
+func WithClassicQueues() Option { return func(c *config) { c.queueType = classicQueues } }
+
+// quorumByDefault decides, for a broker dialled with n addresses, whether
+// durable queues are quorum queues.
+func (c *config) quorumByDefault(n int) bool {
+	switch c.queueType {
+	case quorumQueues:
+		return true
+	case classicQueues:
+		return false
+	}
+	return n > 1
+}
+
+// quorumQueue returns q as the RabbitMQ broker declares it: when durable
+// queues are quorum queues (WithQuorumQueues, or several addresses), as a
+// quorum queue with the arguments described there, when q qualifies;
+// madeQuorum reports whether that made it one. An
 // explicit quorum queue with arguments that quorum queues do not accept is
 // an error wrapping ErrInvalidConfig.
 func (c *config) quorumQueue(q Queue) (_ Queue, madeQuorum bool, _ error) {

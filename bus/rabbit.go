@@ -84,6 +84,7 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Rabbit, error) 
 	if err != nil {
 		return nil, err
 	}
+	cfg.quorum = cfg.quorumByDefault(len(parsed))
 	closed, cancel := context.WithCancel(context.Background())
 	log := cfg.logger.With("component", "bus.rabbit")
 	r := &Rabbit{

@@ -214,3 +214,45 @@ func TestRabbitQuorumQueues(t *testing.T) {
 		t.Errorf("declaring an existing classic queue under WithQuorumQueues: %v, want ErrPrecondition with a hint", err)
 	}
 }
+
+// TestRabbitQueueTypeDefault: durable queues are quorum queues by default
+// when the broker is dialled with several addresses (a cluster), classic
+// with one, and the options decide either way.
+func TestRabbitQueueTypeDefault(t *testing.T) {
+	url := testenv.AMQPURL(t)
+	target, base := brokerHostPort(t)
+	two := []string{newNodeProxy(t, target).url(base), newNodeProxy(t, target).url(base)}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, tc := range []struct {
+		name   string
+		addrs  []string
+		opts   []bus.Option
+		quorum bool
+	}{
+		{"one address", []string{url}, nil, false},
+		{"several addresses", two, nil, true},
+		{"one address, WithQuorumQueues", []string{url}, []bus.Option{bus.WithQuorumQueues()}, true},
+		{"several addresses, WithClassicQueues", two, []bus.Option{bus.WithClassicQueues()}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := bus.Dial(ctx, tc.addrs, tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			q, err := b.DeclareQueue(ctx, bus.Queue{Name: randName("patbus.quorum.default"), Durable: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.DeleteQueue(context.Background(), q)
+			want := amqp.Table{"x-queue-type": "classic"}
+			if tc.quorum {
+				want = amqp.Table{"x-queue-type": "quorum"}
+			}
+			if err := probeDeclare(t, url, q, want); err != nil {
+				t.Errorf("the queue is not %v: %v", want, err)
+			}
+		})
+	}
+}
