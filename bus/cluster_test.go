@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,6 +72,54 @@ func TestRabbitCluster(t *testing.T) {
 			leader.Resume()
 		})
 	})
+	t.Run("FirstPublishAfterLeaderKill", func(t *testing.T) {
+		testFirstPublishAfterLeaderKill(t, c)
+	})
+}
+
+// testFirstPublishAfterLeaderKill: RabbitMQ 3.10 has a channel whose first
+// publish to a quorum queue meets the queue just as its leader's node dies
+// nack every later publish to that queue while the channel lives; a fresh
+// channel works. The broker retires a channel that nacks in a row, so that
+// a publisher that sends nacked messages again gets them confirmed once a
+// new leader is elected. It kills a node and leaves it down: run it last.
+func testFirstPublishAfterLeaderKill(t *testing.T, c *testenv.RabbitCluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	events := &eventLog{}
+	leaderNode := c.Nodes[0]
+	// Declared through node 1, the queue's leader is there; the client
+	// publishes through node 2, on channels that never published to it.
+	owner := dialRabbit(t, leaderNode.URL(), bus.WithQuorumQueues())
+	q := randName("patbus.cluster.first")
+	if _, err := owner.DeclareQueue(ctx, bus.Queue{Name: q, Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	if leader, err := c.AwaitQueueLeader(q, 30*time.Second); err != nil || leader != leaderNode {
+		t.Fatalf("leader of %s: %v (%v), want %s", q, leader, err, leaderNode.Name)
+	}
+	b := dialRabbit(t, c.Nodes[1].URL(), append(clusterOptions(events), bus.WithPublishChannels(1))...)
+	killedAt := time.Now()
+	leaderNode.Signal(syscall.SIGKILL)
+	nacks := 0
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+		err := bus.PublishAndWait(pctx, b, "", q, bus.Message{MessageID: "first", Persistent: true, Body: []byte("x")})
+		pcancel()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, bus.ErrNacked) {
+			t.Fatalf("publish after the kill: %v", err)
+		}
+		nacks++
+		if time.Since(killedAt) > 30*time.Second {
+			t.Fatalf("still nacked %v after the leader's node was killed (%d nacks)", time.Since(killedAt).Round(time.Millisecond), nacks)
+		}
+		time.Sleep(100 * time.Millisecond) // a publisher's pause before it sends a nacked message again
+	}
+	t.Logf("CLUSTER first publish after the leader's kill: confirmed %v after the kill, after %d nacks",
+		time.Since(killedAt).Round(time.Millisecond), nacks)
 }
 
 // runClusterLedger publishes persistent, confirmed, mandatory messages

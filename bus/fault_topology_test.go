@@ -220,7 +220,9 @@ func testResendKeepsDeadline(t *testing.T, node *testenv.RabbitNode) {
 		node.Resume()
 		t.Fatal(err)
 	}
-	_, lost := events.await("connection lost", pausedAt, 20*time.Second)
+	// The publishing connection must be given up (the messages are
+	// published again on the next one).
+	_, lost := events.awaitWhere("connection lost", "role", "pub", pausedAt, 20*time.Second)
 	node.Resume()
 	paused := time.Since(pausedAt)
 	if !lost {

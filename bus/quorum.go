@@ -26,7 +26,8 @@ const DefaultDeliveryLimit = 20
 // auto-delete and non-durable queues stay classic (RabbitMQ refuses them
 // as quorum queues), and so do queues whose Args name their type
 // (x-queue-type) or ask for priorities (x-max-priority, which quorum
-// queues do not have). A Queue with Quorum set is declared as described.
+// queues do not have). A Queue with Quorum set is declared as described
+// (less any x-queue-mode, which quorum queues refuse).
 //
 // Every argument patbus sets works on a RabbitMQ 3.10 quorum queue
 // (MaxLength with overflow reject-publish, MessageTTL, per-message

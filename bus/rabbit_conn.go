@@ -316,7 +316,7 @@ func (r *Rabbit) watch(role string, s *connSlot, d *dialed, lostCh chan<- string
 			// gone finds the outage begun.
 			r.down.connLost(role, d.addr, reason)
 		}
-		if role == "sub" && !r.topo.empty() {
+		if role == "sub" && r.topo.fragile() {
 			// Hold publishing until the topology is back (see gate).
 			r.gate.set(false)
 		}

@@ -72,12 +72,19 @@ const (
 // basic.qos set to the prefetch. It waits for a connection bounded by ctx.
 // A missing queue gives ErrNotFound. After a reconnect the consumer
 // resumes on a new channel and keeps feeding the same Subscription;
-// deliveries from the old channel are then stale. When the queue is
-// deleted, Deliveries closes and Err wraps ErrNotFound. A queue declared
-// through this broker that is missing when the consumer resumes is
-// declared again (with its bindings) instead: an exclusive one that the
-// previous connection still holds or took with it, or any one for a
-// consumer on the publishing connection (see ConsumeOptions.Replies).
+// deliveries from the old channel are then stale, and the channel of
+// Interrupted closes. A queue declared through this broker and not
+// deleted through it that is missing when the consumer resumes, or that
+// someone else deletes, is declared again with its bindings and the
+// consumer goes on: an exclusive one that the previous connection still
+// holds or took with it, one deleted by an operator or another program,
+// one that went while a consumer on the publishing connection was away
+// (see ConsumeOptions.Replies). When that declaration is refused for good
+// (406: changed arguments, or a bound exchange of another kind; 403: no
+// permission), Deliveries closes and Err says why. A queue deleted
+// through this broker (DeleteQueue), or not declared through it, ends the
+// subscription when it is deleted: Deliveries closes and Err wraps
+// ErrNotFound.
 func (r *Rabbit) Consume(ctx context.Context, queue string, opts ConsumeOptions) (Subscription, error) {
 	op := fmt.Sprintf("consume %q", queue)
 	if r.isClosed() {

@@ -8,10 +8,11 @@ import "sync"
 // restart took its transient queues and exchanges too), so a message
 // published before they are back would be returned as unroutable, dropped,
 // or routed to a queue on its way out. The gate closes when the consuming
-// connection is lost (while anything is remembered) and opens when the
-// topology replay on the new one is done, including the exclusive queues
-// that the previous connection still held (see retryExclusive), or when
-// that wait gives up.
+// connection is lost while such a queue or exchange is remembered (see
+// topology.fragile: a topology of durable queues and exchanges needs no
+// wait) and opens when the topology replay on the new one is done,
+// including the exclusive queues that the previous connection still held
+// (see retryExclusive), or when that wait gives up.
 type gate struct {
 	mu       sync.Mutex
 	open     bool

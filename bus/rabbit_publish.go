@@ -64,7 +64,21 @@ type pubChan struct {
 	brokerClosed atomic.Bool // the broker closed the channel for an error
 	dead         chan struct{}
 	deadOnce     sync.Once
+
+	// A channel that only nacks is retired (see nackRetire): it takes no
+	// new message, and is closed once its pending copies are answered.
+	nacksInRow int           // nacks since the last ack; guarded by mu
+	retiring   bool          // guarded by mu
+	drained    chan struct{} // closed when retiring and nothing is pending
 }
+
+// nackRetire is how many nacks in a row, with no ack between them, retire
+// a publishing channel. RabbitMQ 3.10 has a channel whose first publish to
+// a quorum queue meets the queue without its leader (its node just died)
+// nack every later publish to that queue for as long as the channel lives,
+// while a fresh channel works at once; a queue at its MaxLength nacks in a
+// row too, and then costs a channel reopen per nackRetire nacks.
+const nackRetire = 8
 
 func (pc *pubChan) kill() { pc.deadOnce.Do(func() { close(pc.dead) }) }
 
@@ -90,6 +104,8 @@ type publisher struct {
 	reqs chan *pubMsg
 	up   atomic.Int32 // channels ready to publish
 	ids  atomic.Uint64
+
+	nackRetired atomic.Int64 // unix nanos of the last warning about a channel retired for nacks
 
 	retryMu  sync.Mutex
 	retry    []*pubMsg
@@ -198,13 +214,16 @@ func (p *publisher) failAll() {
 // acks (nil), nacks (ErrNacked) or returns it (*ReturnError), or with
 // ErrUnconfirmed when the broker is closed first. A copy whose confirm does
 // not come within the confirm timeout, or whose channel or connection is
-// lost, is published again on a fresh channel: delivery is at least once
-// and the Confirmation never reports success without a broker ack.
+// lost, is published again on a fresh channel, with what is left of its
+// Expiration, or not at all once that has passed (ErrExpired): delivery is
+// at least once and the Confirmation never reports success without a
+// broker ack.
 //
-// While the connection is down or the broker blocks publishers, Publish
-// waits, bounded by ctx: it then fails with an error wrapping
-// ErrDisconnected or ErrBlocked and ctx.Err(), and the message was not
-// sent. Once a channel has taken the message, Publish returns its
+// While the connection is down, the client's topology is being declared
+// again after a reconnect (see the package documentation), or the broker
+// blocks publishers, Publish waits, bounded by ctx: it then fails with an
+// error wrapping ErrDisconnected or ErrBlocked and ctx.Err(), and the
+// message was not sent. Once a channel has taken the message, Publish returns its
 // Confirmation even if ctx ends before the write completes: the message is
 // on its way. Bodies over the maximum size fail with ErrTooLarge.
 func (r *Rabbit) Publish(ctx context.Context, exchange, key string, msg Message) (*Confirmation, error) {
@@ -422,7 +441,23 @@ func (p *publisher) worker() {
 		p.up.Add(-1)
 		pc.kill()
 		ch := pc.ch
-		r.goTracked(func() { _ = ch.Close() }) // may wait while the broker blocks us
+		pc.mu.Lock()
+		retiring := pc.retiring
+		pc.mu.Unlock()
+		r.goTracked(func() {
+			if retiring {
+				// Let the copies still pending get their answers here,
+				// rather than publish them again elsewhere.
+				t := time.NewTimer(r.cfg.confirmTimeout)
+				select {
+				case <-pc.drained:
+				case <-t.C:
+				case <-r.closed.Done():
+				}
+				t.Stop()
+			}
+			_ = ch.Close() // may wait while the broker blocks us
+		})
 		// Back off only when the broker keeps closing the channel (for
 		// example 404 for a missing exchange); a lost connection is
 		// waited for in await.
@@ -457,6 +492,7 @@ func (p *publisher) open(c *amqp.Connection) (*pubChan, error) {
 		slots:   make(chan struct{}, window),
 		pending: make(map[uint64]*pending, window),
 		dead:    make(chan struct{}),
+		drained: make(chan struct{}),
 	}
 	for i := 0; i < window; i++ {
 		pc.slots <- struct{}{}
@@ -640,7 +676,8 @@ func (p *publisher) markReturned(pc *pubChan, rt amqp.Return) {
 	}
 }
 
-// confirmed settles one broker ack or nack.
+// confirmed settles one broker ack or nack, and retires pc when it has
+// nacked nackRetire times in a row.
 func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 	pc.mu.Lock()
 	it := pc.pending[c.DeliveryTag]
@@ -648,7 +685,33 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 	if it != nil {
 		pc.rids.release(it.match)
 	}
+	if c.Ack {
+		pc.nacksInRow = 0
+	} else {
+		pc.nacksInRow++
+	}
+	retire := pc.nacksInRow >= nackRetire && !pc.retiring
+	if retire {
+		pc.retiring = true
+	}
+	if pc.retiring && len(pc.pending) == 0 {
+		select {
+		case <-pc.drained:
+		default:
+			close(pc.drained)
+		}
+	}
 	pc.mu.Unlock()
+	if retire {
+		// One warning a minute: a full queue could retire channels often.
+		now := time.Now().UnixNano()
+		if last := p.nackRetired.Load(); now-last > int64(time.Minute) && p.nackRetired.CompareAndSwap(last, now) {
+			p.r.log.Warn("publish channel nacks everything: publishing on a fresh channel", "nacks", nackRetire)
+		} else {
+			p.r.log.Debug("publish channel nacks everything: publishing on a fresh channel", "nacks", nackRetire)
+		}
+		pc.kill()
+	}
 	if it == nil {
 		return // the copy was already handed to another channel
 	}

@@ -31,11 +31,24 @@ func newTopology() *topology {
 	}
 }
 
-// empty reports whether nothing is remembered.
-func (t *topology) empty() bool {
+// fragile reports whether anything remembered goes away with a
+// connection or a broker restart: an exclusive, auto-delete or transient
+// queue, an auto-delete or transient exchange. Durable queues, exchanges
+// and their bindings stay on the broker while a client reconnects.
+func (t *topology) fragile() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.exchanges)+len(t.queues)+len(t.bindings) == 0
+	for _, q := range t.queues {
+		if q.Exclusive || q.AutoDelete || !(q.Durable || q.Quorum) {
+			return true
+		}
+	}
+	for _, e := range t.exchanges {
+		if e.AutoDelete || !e.Durable {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *topology) addExchange(ex Exchange) {
