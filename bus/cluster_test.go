@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -99,9 +98,24 @@ func testFirstPublishAfterLeaderKill(t *testing.T, c *testenv.RabbitCluster) {
 		t.Fatalf("leader of %s: %v (%v), want %s", q, leader, err, leaderNode.Name)
 	}
 	b := dialRabbit(t, c.Nodes[1].URL(), append(clusterOptions(events), bus.WithPublishChannels(1))...)
+	// The leader freezes, the client's first publish to the queue waits on
+	// it, and the leader's node dies: that publish is nacked, and without
+	// the retirement so is every later one on the same channel.
+	leaderNode.Pause()
+	first := make(chan error, 1)
+	go func() {
+		pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
+		defer pcancel()
+		first <- bus.PublishAndWait(pctx, b, "", q, bus.Message{MessageID: "first", Persistent: true, Body: []byte("x")})
+	}()
+	time.Sleep(300 * time.Millisecond) // the fault's shape: the publish reaches node 2 before the kill
 	killedAt := time.Now()
-	leaderNode.Signal(syscall.SIGKILL)
-	nacks := 0
+	leaderNode.Kill9()
+	err := <-first
+	if !errors.Is(err, bus.ErrNacked) {
+		t.Fatalf("the first publish, made while the leader was frozen and then killed: %v, want ErrNacked", err)
+	}
+	nacks := 1
 	for {
 		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
 		err := bus.PublishAndWait(pctx, b, "", q, bus.Message{MessageID: "first", Persistent: true, Body: []byte("x")})

@@ -368,7 +368,7 @@ func killAndWait(pid int) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("process %d still alive after SIGKILL", pid)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	return nil
 }
