@@ -340,16 +340,6 @@ func (n *RabbitNode) Pid() int {
 	return pid
 }
 
-// Signal sends sig to the node's process and returns at once, for a test
-// that must act in the very moment after (Kill9, Pause and Resume wait or
-// check for it).
-func (n *RabbitNode) Signal(sig syscall.Signal) {
-	n.t.Helper()
-	if err := syscall.Kill(n.Pid(), sig); err != nil {
-		n.t.Fatalf("testenv: kill -%d %s: %v", sig, n.Name, err)
-	}
-}
-
 // Kill9 kills the node with SIGKILL and waits until it is gone.
 func (n *RabbitNode) Kill9() {
 	n.t.Helper()
