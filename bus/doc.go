@@ -75,15 +75,17 @@
 // BenchmarkRabbitQueueMemory, and the test TestRabbitCluster): in a
 // three-node cluster a quorum queue outlives its node. With the node of
 // its leader killed under load, a message published after the kill was
-// confirmed a fraction of a second later (a new leader is elected at
-// once); with that node silent (SIGSTOP, a partition), about 13 s later
-// (once the other nodes take it for down and a channel still waiting on
-// the silent leader has given up, see WithConfirmTimeout); no confirmed
-// message was lost. A classic queue lives on one node and is gone while
-// that node is. In the cluster, confirmed publishing and consuming showed
-// no consistent difference between the two types (the noise of the
-// machine was larger), while a quorum queue holds 5.4 times the memory of
-// a classic one on each node and takes 2.6 times as long to declare. On a
+// confirmed half a second later (a new leader is elected at once); with
+// that node silent (SIGSTOP, a partition), 11 to 15 s later: once the
+// other nodes take it for down, after the Erlang net_ticktime (10 s in the
+// tests; RabbitMQ's default of 60 s makes it a minute or more), and a
+// channel still waiting on the silent leader has given up (see
+// WithConfirmTimeout). No confirmed message was lost. A classic queue
+// lives on one node and is gone while that node is. In the cluster,
+// confirmed publishing and consuming showed no consistent difference
+// between the two types (the noise of the machine was larger), while a
+// quorum queue holds 5.4 times the memory of a classic one on each node
+// and takes 2.6 times as long to declare. On a
 // single node there is nothing to replicate to, and those measured costs
 // keep classic queues the default there: 5.4 times the memory, 2.2 times
 // the declaration time, consuming at 0.86 times the rate (confirmed
@@ -117,13 +119,14 @@
 // The exclusive queues of a client go with its consuming connection (and
 // a broker restart takes its transient queues and exchanges), so when the
 // client has any (or auto-delete ones), publishing waits until the
-// topology is declared again on the new consuming connection, including the exclusive queues the old connection
-// still holds (for at most three heartbeat intervals, by which time
-// RabbitMQ has dropped the old connection): Publish, messages published
-// again, and DirectReply requests. The first messages after a reconnect so
-// reach the client's own queues, instead of being returned as unroutable
-// or routed to a queue on its way out; a Publish whose context ends while
-// it waits fails with ErrDisconnected.
+// topology is declared again on the new consuming connection, including
+// the exclusive queues the old connection still holds (for at most three
+// heartbeat intervals, by which time RabbitMQ has dropped the old
+// connection): Publish, messages published again, and DirectReply
+// requests. The first messages after a reconnect so reach the client's
+// own queues, instead of being returned as unroutable or routed to a queue
+// on its way out; a Publish whose context ends while it waits fails with
+// ErrDisconnected.
 //
 // The topology remembered is what the program declared and did not
 // delete: a declaration whose context ended before the broker answered is
@@ -165,9 +168,9 @@
 // its Confirmation fails with ErrExpired (wrapping ErrUnconfirmed: the
 // first copy may have reached a queue). A Confirmation therefore resolves
 // as confirmed only on a broker ack, and with ErrUnconfirmed only when the
-// broker is closed first or the message expired;
-// delivery is at least once, so consumers may see a message twice and
-// should deduplicate by message id where that matters. Publishes made while
+// broker is closed first or the message expired; delivery is at least
+// once, so consumers may see a message twice and should deduplicate by
+// message id where that matters. Publishes made while
 // the connection is down, or while RabbitMQ blocks publishers, wait bounded
 // by their context and then fail with ErrDisconnected or ErrBlocked. When a
 // channel is idle, RabbitMQ has not blocked publishers and the body is
