@@ -42,6 +42,11 @@ var (
 	// ErrExpired: a message arrived after its deadline and was not
 	// handled: nobody waits for its answer any more.
 	ErrExpired = errors.New("patbus: arrived after its deadline")
+	// ErrInterrupted: the connection that would have carried the answer
+	// to an act was lost while the act was in flight; the request may
+	// have run. Errors that wrap it fail at once rather than at the
+	// act's deadline.
+	ErrInterrupted = errors.New("patbus: interrupted; the request may have run")
 )
 
 // Error codes. An error that travels on the wire (*Error) carries one;
@@ -80,6 +85,9 @@ const (
 	CodeUnconfirmed = "unconfirmed"
 	// CodeBadReply: a reply could not be read.
 	CodeBadReply = "bad_reply"
+	// CodeInterrupted: the connection was lost while an act was in
+	// flight; it may have run.
+	CodeInterrupted = "interrupted"
 
 	// Codes for handlers to answer with (NewError), which the gateway
 	// maps to HTTP statuses.
@@ -112,6 +120,8 @@ func Code(err error) string {
 	switch {
 	case errors.Is(err, ErrNoRoute), errors.Is(err, bus.ErrUnroutable):
 		return CodeNoRoute
+	case errors.Is(err, ErrInterrupted):
+		return CodeInterrupted
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrExpired), errors.Is(err, bus.ErrExpired):
 		return CodeTimeout
 	case errors.Is(err, context.Canceled):

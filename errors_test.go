@@ -36,6 +36,7 @@ func TestCode(t *testing.T) {
 		{fmt.Errorf("x: %w", bus.ErrNacked), patbus.CodeRejected},
 		{fmt.Errorf("x: %w", bus.ErrUnconfirmed), patbus.CodeUnconfirmed},
 		{fmt.Errorf("x: %w", patbus.ErrPanic), patbus.CodePanic},
+		{fmt.Errorf("%w: %w", patbus.ErrInterrupted, bus.ErrDisconnected), patbus.CodeInterrupted},
 		{fmt.Errorf("x: %w", patbus.ErrExpired), patbus.CodeTimeout},
 		// A message the bus did not send again: its deadline had passed.
 		{fmt.Errorf("x: %w", bus.ErrExpired), patbus.CodeTimeout},

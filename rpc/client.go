@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/patbus/patbus"
 	"github.com/patbus/patbus/bus"
 	"github.com/patbus/patbus/internal/wire"
 )
@@ -300,6 +301,13 @@ func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
 		Body:          req.Body,
 	}
 	replies := c.replies
+	// The reply queue's consumer may be interrupted (its connection lost)
+	// while the call waits: the answer would be lost with the queue, so
+	// the call fails at once then. Taken before the request goes out.
+	var intr <-chan struct{}
+	if c.sub != nil {
+		intr = c.sub.Interrupted()
+	}
 	var rc *replyConn
 	var lost <-chan struct{} // closed when the direct reply-to channel is lost
 	var conf *bus.Confirmation
@@ -363,7 +371,33 @@ func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
 				return c.reply(d, req, deadline, fail)
 			default:
 			}
-			return nil, fail(rc.cause)
+			return nil, fail(fmt.Errorf("%w: %w", patbus.ErrInterrupted, rc.cause))
+		case <-intr:
+			intr = nil
+			// Replies that arrived before the interruption may still
+			// wait in the channel: take them first.
+			for more := true; more; {
+				select {
+				case d, ok := <-replies:
+					if !ok {
+						more = false
+						break
+					}
+					if d.CorrelationID == id {
+						c.unregister(id)
+						return c.reply(d, req, deadline, fail)
+					}
+					c.route(d)
+				default:
+					more = false
+				}
+			}
+			select {
+			case d := <-ch:
+				return c.reply(d, req, deadline, fail)
+			default:
+			}
+			return nil, fail(fmt.Errorf("%w: %w: the reply queue's connection was lost", patbus.ErrInterrupted, bus.ErrDisconnected))
 		case <-ctx.Done():
 			return nil, fail(ctxError(ctx, nil))
 		case <-c.done:

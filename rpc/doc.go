@@ -19,6 +19,10 @@
 // first: the reply, a return from the broker (no queue bound for the key:
 // ErrNoRoute at once, never a timeout), a nack, the deadline, or Close.
 // Replies whose correlation id nobody waits for any more are dropped.
+// When the reply queue's connection is lost while a call waits, the queue
+// and any reply in it go with it: the call fails at once with a *CallError
+// wrapping ErrInterrupted (the request may have run) instead of waiting for
+// its deadline; the bus declares the queue again for the next calls.
 //
 // # Direct reply-to
 //
@@ -29,7 +33,8 @@
 // above. Servers need no change: they reply to whatever reply-to says.
 // Replies are at most once and live only as long as that channel: when it
 // is lost, the calls waiting on it fail at once with a *CallError wrapping
-// bus.ErrDisconnected (the handler may have run), and the next Call opens
+// ErrInterrupted and bus.ErrDisconnected (the handler may have run), and
+// the next Call opens
 // a new one, waiting for the reconnect within its context. The default
 // stays the exclusive reply queue, which measured as fast or slightly
 // faster (BenchmarkInterleaved reports both).

@@ -28,6 +28,10 @@ var (
 	// ErrBadReply: a reply arrived that could not be understood (for
 	// example an error reply whose body is not an error object).
 	ErrBadReply = patbus.ErrBadReply
+	// ErrInterrupted: the connection of the Client's replies was lost
+	// while the call waited; the request may have run. Call fails with it
+	// at once instead of waiting for the deadline.
+	ErrInterrupted = patbus.ErrInterrupted
 )
 
 // Error codes that the Server itself chooses (package patbus has them
