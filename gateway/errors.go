@@ -29,6 +29,7 @@ const (
 //	too_large                          413 Content Too Large
 //	unsupported_media_type             415 Unsupported Media Type
 //	canceled                           499 (the client went away; nginx's "client closed request")
+//	interrupted                        502 Bad Gateway (the answer was lost with a connection; the act may have run)
 //	no_route, no_action, unavailable,
 //	closed, rejected                   503 Service Unavailable
 //	timeout                            504 Gateway Timeout
@@ -58,6 +59,8 @@ func HTTPStatus(code string) int {
 		return http.StatusUnsupportedMediaType
 	case patbus.CodeCanceled:
 		return StatusClientClosedRequest
+	case patbus.CodeInterrupted:
+		return http.StatusBadGateway
 	case patbus.CodeNoRoute, patbus.CodeNoAction, patbus.CodeUnavailable, patbus.CodeClosed, patbus.CodeRejected:
 		return http.StatusServiceUnavailable
 	case patbus.CodeTimeout:

@@ -240,7 +240,7 @@ func TestHTTPStatus(t *testing.T) {
 	for code, want := range map[string]int{
 		"invalid_input": 400, "unauthorized": 401, "forbidden": 403, "not_found": 404,
 		"method_not_allowed": 405, "conflict": 409, "too_large": 413, "unsupported_media_type": 415,
-		"canceled": 499, "no_route": 503, "unavailable": 503, "no_action": 503, "closed": 503,
+		"canceled": 499, "interrupted": 502, "no_route": 503, "unavailable": 503, "no_action": 503, "closed": 503,
 		"rejected": 503, "timeout": 504, "internal": 500, "panic": 500, "teapot": 500, "": 500,
 	} {
 		if got := gateway.HTTPStatus(code); got != want {

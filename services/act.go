@@ -136,6 +136,11 @@ func (s *Service) runRemote(ctx context.Context, res resolution, p patterns.Patt
 		return nil, ErrClosed
 	}
 	pr := res.remote
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.timeout)
+		defer cancel()
+	}
 	s.logAct(ctx, slog.LevelDebug, "services: act (remote)", tx, p, res.route.canon, slog.String("target", pr.target))
 	start := time.Now()
 	// Every act goes on the act exchange with its pattern's key; only an
@@ -144,13 +149,16 @@ func (s *Service) runRemote(ctx context.Context, res resolution, p patterns.Patt
 	if s.cfg.directToQueue && pr.queue != "" {
 		exchange, key = "", pr.queue
 	}
-	rep, err := client.Call(ctx, rpc.Request{
-		Exchange: exchange,
-		Key:      key,
-		Pattern:  res.route.canon,
-		Target:   pr.target,
-		Body:     body,
-	})
+	req := rpc.Request{Exchange: exchange, Key: key, Pattern: res.route.canon, Target: pr.target, Body: body}
+	rep, err := client.Call(ctx, req)
+	// An interrupted act (its answer lost with a connection) may have
+	// run: it is sent again only when its action says that is harmless,
+	// while the deadline allows.
+	for attempt := 2; err != nil && pr.idempotent && errors.Is(err, patbus.ErrInterrupted) && ctx.Err() == nil; attempt++ {
+		s.logAct(ctx, slog.LevelInfo, "services: act interrupted; sending it again (idempotent)", tx, p, res.route.canon,
+			slog.String("target", pr.target), slog.Int("attempt", attempt))
+		rep, err = client.Call(ctx, req)
+	}
 	if err != nil {
 		if errors.Is(err, rpc.ErrNoRoute) {
 			if rep, ok := defaultReply(data, tx); ok {

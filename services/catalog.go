@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -32,7 +33,8 @@ type instanceInfo struct {
 	heartbeat            time.Duration
 	lastSeen             time.Time
 	self                 bool
-	consul               bool // registered in Consul under its id
+	consul               bool            // registered in Consul under its id
+	idempotent           map[string]bool // canonical patterns whose acts may be sent again
 }
 
 func newCatalog() catalog {
@@ -68,6 +70,10 @@ type registryMessage struct {
 	// Consul says the instance is registered in Consul under its
 	// instance id, so that callers that watch Consul route by its health.
 	Consul bool `json:"consul,omitempty"`
+	// Idempotent lists the patterns whose actions may run twice for one
+	// act (services.Idempotent): a caller sends such an act again when it
+	// was interrupted.
+	Idempotent []string `json:"idempotent,omitempty"`
 }
 
 // joinCatalog declares the instance's registry queue, starts consuming it,
@@ -121,8 +127,12 @@ func (s *Service) announce(ctx context.Context) error {
 	}
 	canon := make([]string, len(s.locals))
 	pats := make([]patterns.Pattern, len(s.locals))
+	var idem []string
 	for i, a := range s.locals {
 		canon[i], pats[i] = a.canon, a.pattern
+		if a.idempotent {
+			idem = append(idem, a.canon)
+		}
 	}
 	s.upsertLocked(&instanceInfo{id: s.instance, service: s.name, version: s.version, ver: s.ver,
 		queue: s.queueName(), patterns: pats, canon: canon, heartbeat: s.cfg.heartbeat, lastSeen: time.Now(), self: true,
@@ -135,7 +145,7 @@ func (s *Service) announce(ctx context.Context) error {
 	}
 	return s.publishRegistry(ctx, registryMessage{Type: regAnnounce, Service: s.name, Version: s.version,
 		Instance: s.instance, Patterns: canon, Queue: s.queueName(), HeartbeatMS: s.cfg.heartbeat.Milliseconds(),
-		Consul: s.consul != nil})
+		Consul: s.consul != nil, Idempotent: idem})
 }
 
 func (s *Service) publishRegistry(ctx context.Context, m registryMessage) error {
@@ -169,7 +179,8 @@ func (s *Service) leave(ctx context.Context) {
 func (s *Service) upsertLocked(in *instanceInfo) {
 	old, ok := s.cat.instances[in.id]
 	s.cat.instances[in.id] = in
-	if ok && old.service == in.service && old.version == in.version && old.queue == in.queue && slices.Equal(old.canon, in.canon) && old.consul == in.consul {
+	if ok && old.service == in.service && old.version == in.version && old.queue == in.queue && slices.Equal(old.canon, in.canon) &&
+		old.consul == in.consul && maps.Equal(old.idempotent, in.idempotent) {
 		return
 	}
 	s.rebuildLocked()
@@ -220,6 +231,14 @@ func (s *Service) handleRegistry(body []byte) {
 			}
 			in.patterns = append(in.patterns, p)
 			in.canon = append(in.canon, p.String())
+		}
+		for _, c := range m.Idempotent {
+			if p, err := patterns.Parse(c); err == nil {
+				if in.idempotent == nil {
+					in.idempotent = map[string]bool{}
+				}
+				in.idempotent[p.String()] = true
+			}
 		}
 		s.mu.Lock()
 		if in.consul {

@@ -39,19 +39,32 @@ type action struct {
 	// prior is the action this pattern would have matched when it was
 	// added (Seneca's prior), or nil.
 	prior *action
+	// idempotent: callers may send an interrupted act again (Idempotent).
+	idempotent bool
 }
 
 type actionKey struct{}
 
 // AddFunc adds a typed action: each message is decoded into a Req with
 // encoding/json (a message that does not decode is answered with an error
-// of code "invalid_input"), and fn's Resp is the reply.
-func AddFunc[Req, Resp any](s *Service, pattern string, fn func(ctx context.Context, req Req) (Resp, error)) error {
+// of code "invalid_input"), and fn's Resp is the reply. The options are
+// Add's.
+func AddFunc[Req, Resp any](s *Service, pattern string, fn func(ctx context.Context, req Req) (Resp, error), opts ...ActionOption) error {
 	if fn == nil {
 		return fmt.Errorf("%w: nil function for pattern %q", ErrInvalidConfig, pattern)
 	}
-	return s.Add(pattern, typedFunc[Req, Resp](fn))
+	return s.Add(pattern, typedFunc[Req, Resp](fn), opts...)
 }
+
+// ActionOption qualifies an action given to Add or AddFunc.
+type ActionOption func(*action)
+
+// Idempotent declares that running the action twice for one act does no
+// harm (a read, or a write keyed by the act's own id). The catalog tells
+// callers so, and a caller whose act was interrupted (its connection lost
+// while the act was in flight: patbus.ErrInterrupted, the action may have
+// run) sends it again within its deadline instead of failing.
+func Idempotent() ActionOption { return func(a *action) { a.idempotent = true } }
 
 // typedFunc is AddFunc's Handler. It reads a message only through Decode,
 // so an act from the broker that names its action goes to it undecoded:

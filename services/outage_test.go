@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/patbus/patbus"
 	"github.com/patbus/patbus/bus"
 	"github.com/patbus/patbus/internal/testenv"
 	"github.com/patbus/patbus/services"
@@ -91,4 +93,66 @@ func TestReadyHonoursItsContextWhileTheBrokerIsDown(t *testing.T) {
 		t.Errorf("Ready returned %v after its context's deadline", d)
 	}
 	proxy.Restore()
+}
+
+// An act in flight when the caller's connection is lost fails at once with
+// ErrInterrupted; one whose action is declared Idempotent is sent again
+// and answered once the connection is back.
+func TestInterruptedActs(t *testing.T) {
+	e := newRabbitEnv(t)
+	u, err := url.Parse(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.StartProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	name := e.name("flaky")
+	started := make(chan string, 4)
+	release := make(chan struct{})
+	var runs atomic.Int32
+	handler := func(kind string) services.Handler {
+		return services.HandlerFunc(func(ctx context.Context, _ *services.Message) (any, error) {
+			if runs.Add(1) <= 2 { // the first run of each act waits for the cut
+				started <- kind
+				<-release
+			}
+			return kind + " done", nil
+		})
+	}
+	e.svc(name, "1.0.0", func(s *services.Service) {
+		_ = s.Add("cmd:read", handler("read"), services.Idempotent())
+		_ = s.Add("cmd:write", handler("write"))
+	})
+	defer close(release)
+	cb := testenv.RabbitAt(t, u.String(), bus.WithReconnectBackoff(20*time.Millisecond, 100*time.Millisecond))
+	caller := e.svcOn(cb, e.name("caller"), "1.0.0", nil)
+	waitFor(t, caller, "cmd:read,$$target:"+name)
+	waitFor(t, caller, "cmd:write,$$target:"+name)
+	results := map[string]chan error{"read": make(chan error, 1), "write": make(chan error, 1)}
+	for kind, ch := range results {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			rep, err := caller.Act(ctx, "cmd:"+kind+",$$target:"+name, nil)
+			if err == nil && string(rep.Body) != `"`+kind+` done"` {
+				err = errors.New("answered " + string(rep.Body))
+			}
+			ch <- err
+		}()
+	}
+	<-started
+	<-started
+	proxy.Cut()
+	select {
+	case err := <-results["write"]:
+		if !errors.Is(err, patbus.ErrInterrupted) {
+			t.Errorf("the interrupted write: %v, want ErrInterrupted", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the interrupted write waited on")
+	}
+	proxy.Restore()
+	if err := <-results["read"]; err != nil {
+		t.Errorf("the interrupted idempotent read: %v, want its answer after it was sent again", err)
+	}
 }

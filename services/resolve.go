@@ -43,6 +43,7 @@ type provider struct {
 	key              string // routing key with $$target and $$version
 	queue            string // the version's act queue, "" if not announced
 	target           string // service@version, for errors and logs
+	idempotent       bool   // an interrupted act may be sent again
 }
 
 // rebuildLocked builds a fresh snapshot from the local actions and the
@@ -90,7 +91,8 @@ func (s *Service) rebuildLocked() {
 			if len(queue) > bus.MaxNameLen {
 				queue = "" // no AMQP queue has such a name: route by key
 			}
-			e.pv[id] = provider{service: in.service, version: in.version, ver: in.ver, key: key, queue: queue, target: id}
+			e.pv[id] = provider{service: in.service, version: in.version, ver: in.ver, key: key, queue: queue, target: id,
+				idempotent: in.idempotent[in.canon[i]]}
 		}
 	}
 	list := make([]*entry, 0, len(entries))

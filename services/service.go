@@ -232,12 +232,12 @@ func (s *Service) lock(ctx context.Context) error {
 func (s *Service) unlock() { <-s.life }
 
 // Add adds an action for pattern; see AddPattern.
-func (s *Service) Add(pattern string, h Handler) error {
+func (s *Service) Add(pattern string, h Handler, opts ...ActionOption) error {
 	p, err := parsePattern(pattern)
 	if err != nil {
 		return err
 	}
-	return s.AddPattern(p, h)
+	return s.AddPattern(p, h, opts...)
 }
 
 // AddPattern adds an action for p. Adding the same pattern again replaces
@@ -246,7 +246,7 @@ func (s *Service) Add(pattern string, h Handler) error {
 // the pattern on the broker and announces it in the catalog, and fails if
 // that fails. A pattern whose routing key is too long fails with an error
 // wrapping patterns.ErrKeyTooLong.
-func (s *Service) AddPattern(p patterns.Pattern, h Handler) error {
+func (s *Service) AddPattern(p patterns.Pattern, h Handler, opts ...ActionOption) error {
 	if h == nil {
 		return fmt.Errorf("%w: nil handler for pattern %s", ErrInvalidConfig, p)
 	}
@@ -275,6 +275,11 @@ func (s *Service) AddPattern(p patterns.Pattern, h Handler) error {
 	canon := p.String()
 	snap := s.snap.Load()
 	a := &action{svc: s, pattern: p, canon: canon, handler: h}
+	for _, o := range opts {
+		if o != nil {
+			o(a)
+		}
+	}
 	if old, ok := snap.exact[canon]; ok {
 		a.prior = old
 		for i, l := range s.locals {
