@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/patbus/patbus/examples/system/user"
 	"github.com/patbus/patbus/store"
 )
 
@@ -31,6 +34,7 @@ func runAll(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var g gatewayFlags
 	g.addFlags(fs)
 	demo := fs.Bool("demo", false, "play the walkthrough against the system over HTTP, print each request and response, and exit (0 when every answer was the expected one)")
+	cost := fs.Int("bcrypt-cost", bcrypt.DefaultCost, "bcrypt `cost` of new password hashes")
 	configFile := fs.String("config-file", "", "JSON `file` of the configuration the config service hands out (default: the system's)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -65,7 +69,7 @@ func runAll(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("gateway: %w", err)
 	}
 	addr := ln.Addr().String()
-	sys, err := startSystem(ctx, &s, &g, addr, *configFile)
+	sys, err := startSystem(ctx, &s, &g, addr, *configFile, user.WithBcryptCost(*cost))
 	if err != nil {
 		_ = ln.Close()
 		return err

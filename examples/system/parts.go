@@ -106,7 +106,12 @@ func newGateway(s *settings, b bus.Broker, g *gatewayFlags, routes []patgw.Route
 	if err != nil {
 		return nil, nil, err
 	}
-	gw, err := sysgw.New(client, routes, patgw.WithLogger(s.log), patgw.WithTimeout(g.timeout), patgw.WithMaxBodyBytes(g.maxBody))
+	opts := []patgw.Option{patgw.WithLogger(s.log), patgw.WithTimeout(g.timeout), patgw.WithMaxBodyBytes(g.maxBody)}
+	if g.timeout+5*time.Second > patgw.DefaultWriteTimeout {
+		// The answer of the slowest act must still be written.
+		opts = append(opts, patgw.WithWriteTimeout(g.timeout+5*time.Second))
+	}
+	gw, err := sysgw.New(client, routes, opts...)
 	if err != nil {
 		_ = client.Close()
 		return nil, nil, err

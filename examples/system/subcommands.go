@@ -9,6 +9,8 @@ import (
 	"net"
 	"strings"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/patbus/patbus/examples/system/config"
 	sysgw "github.com/patbus/patbus/examples/system/gateway"
 	"github.com/patbus/patbus/examples/system/user"
@@ -61,6 +63,7 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var s settings
 	s.addFlags(fs, true)
 	health := fs.String("health", "", "serve /healthz and /readyz on `host:port` (such as :8081); empty: none")
+	cost := fs.Int("bcrypt-cost", bcrypt.DefaultCost, "bcrypt `cost` of new password hashes")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -77,7 +80,7 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer stop()
-	svc, _, err := newUser(ctx, &s, b, db)
+	svc, _, err := newUser(ctx, &s, b, db, user.WithBcryptCost(*cost))
 	if err != nil {
 		return err
 	}

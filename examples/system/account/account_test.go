@@ -97,6 +97,7 @@ func TestOnTheBus(t *testing.T) {
 			t.Fatalf("RPC to a queue nobody serves: %v, want ErrNoRoute", err)
 		}
 
+		deleteExchanges(t, b, ns+".act", ns+".registry")
 		opts := []services.Option{services.WithBroker(b), services.WithExchanges(ns+".act", ns+".registry")}
 		svc, err := services.New("account", "1.0.0", opts...)
 		if err != nil {
@@ -120,6 +121,20 @@ func TestOnTheBus(t *testing.T) {
 		got, err := services.Call[account.Response](ctx, caller, account.Pattern, account.Request{UID: id})
 		if err != nil || got.State != account.StateOK || got.Data.Name != "甲" {
 			t.Fatalf("act %s: %+v %v", account.Pattern, got, err)
+		}
+	})
+}
+
+// deleteExchanges deletes the test's exchanges from b at its end, before
+// the broker closes.
+func deleteExchanges(t *testing.T, b bus.Broker, names ...string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, n := range names {
+			if err := b.DeleteExchange(ctx, n); err != nil {
+				t.Logf("delete exchange %s: %v", n, err)
+			}
 		}
 	})
 }

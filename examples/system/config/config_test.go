@@ -51,6 +51,7 @@ func TestServesItsConfiguration(t *testing.T) {
 		defer cancel()
 		ns := systest.Name("patbus-test-config-")
 		testenv.DeleteQueues(t, b, ns+".act.config-server@1.0.0")
+		deleteExchanges(t, b, ns+".act", ns+".registry")
 		opts := []services.Option{services.WithBroker(b), services.WithExchanges(ns+".act", ns+".registry")}
 		other, err := services.New("other", "1.0.0", opts...)
 		if err != nil {
@@ -95,6 +96,20 @@ func TestServesItsConfiguration(t *testing.T) {
 		var m map[string]any
 		if err := json.Unmarshal(rep.Body, &m); err != nil || m["system"] != "s" {
 			t.Fatalf("reply %s: %v", rep.Body, err)
+		}
+	})
+}
+
+// deleteExchanges deletes the test's exchanges from b at its end, before
+// the broker closes.
+func deleteExchanges(t *testing.T, b bus.Broker, names ...string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, n := range names {
+			if err := b.DeleteExchange(ctx, n); err != nil {
+				t.Logf("delete exchange %s: %v", n, err)
+			}
 		}
 	})
 }
