@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -157,5 +158,67 @@ func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool
 			t.Fatalf("waited %v for %s", within, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The whole system as the command runs it: it serves until SIGTERM, then
+// drains and exits 0.
+func TestWholeSystemStopsOnSIGTERM(t *testing.T) {
+	p := startChild(t, "-addr", "127.0.0.1:0", "-amqp", "", "-mongodb", "", "-bcrypt-cost", "4", "-log-level", "warn")
+	line := p.waitLine(t, "gateway listening on ", time.Minute)
+	base := strings.TrimPrefix(line, "gateway listening on ")
+	p.waitLine(t, "Ctrl-C stops it.", 10*time.Second)
+	c := &http.Client{Timeout: 30 * time.Second}
+	defer c.CloseIdleConnections()
+	if status, _, body := do(t, c, "GET", base+"/user", ""); status != 200 || !strings.Contains(body, `"name":"丙"`) {
+		t.Fatalf("GET /user: %d %s", status, body)
+	}
+	stopAndWait(t, p)
+}
+
+// Each part as its own process, with its health endpoint: /readyz
+// answers 200 (system probe succeeds), and SIGTERM drains it.
+func TestPartsServeHealth(t *testing.T) {
+	for _, part := range []string{"user", "account", "config"} {
+		t.Run(part, func(t *testing.T) {
+			args := []string{part, "-amqp", "", "-health", "127.0.0.1:0", "-log-level", "warn"}
+			if part != "config" {
+				args = append(args, "-mongodb", "") // an embedded FerretDB of its own
+			}
+			if part == "user" {
+				args = append(args, "-bcrypt-cost", "4")
+			}
+			p := startChild(t, args...)
+			line := p.waitLine(t, "health on http://", time.Minute)
+			url := strings.Fields(strings.TrimPrefix(line, "health on "))[0]
+			p.waitLine(t, "serving on the in-memory broker", 30*time.Second)
+			var out strings.Builder
+			for _, u := range []string{url, strings.Replace(url, "/healthz", "/readyz", 1)} {
+				if code := run(t.Context(), []string{"probe", u}, &out, &out); code != 0 {
+					t.Fatalf("system probe %s exited %d: %s\n%s", u, code, out.String(), p.output())
+				}
+			}
+			stopAndWait(t, p)
+			if code := run(t.Context(), []string{"probe", "-timeout", "500ms", url}, &out, &out); code != 1 {
+				t.Fatalf("system probe of a stopped part exited %d, want 1", code)
+			}
+		})
+	}
+}
+
+// stopAndWait sends SIGTERM to the process and waits until it exits,
+// which it must do with status 0 within 20 seconds.
+func stopAndWait(t *testing.T, p *child) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the process did not exit within 20s of SIGTERM:\n%s", p.output())
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("the process exited %d after SIGTERM:\n%s", code, p.output())
 	}
 }
