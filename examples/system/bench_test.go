@@ -17,14 +17,16 @@ import (
 	"github.com/patbus/patbus/store"
 )
 
-// BenchmarkLoadUser measures GET /user/:id on RabbitMQ: HTTP → the
+// BenchmarkLoadUser measures GET /user/:id on RabbitMQ ("rabbitmq") and
+// on the in-memory broker ("memory", which tells the cost of the gateway
+// and the services runtime from the broker's): HTTP → the
 // gateway → the bus → the user service → MongoDB → back, next to a plain
 // net/http handler that loads the same user from the same MongoDB
 // directly (package store) and answers it as JSON; at 1 and 64 clients on
 // keep-alive connections:
 //
 //	eval "$(scripts/services.sh)"    # RabbitMQ and MongoDB
-//	cd examples/system && go test -run '^$' -bench LoadUser -benchtime 2000x -count 5 .
+//	cd examples/system && go test -run '^$' -bench LoadUser/rabbitmq -benchtime 2000x -count 5 .
 //
 // Each sub-benchmark sends b.N requests to the gateway and b.N to the
 // plain handler, in alternating rounds, so that both see the same load on
@@ -34,7 +36,19 @@ import (
 // takes longer), and bus-p50-ms, the p50 overhead of the bus hop (the
 // gateway's p50 less the plain handler's).
 func BenchmarkLoadUser(b *testing.B) {
-	s := testSettings(b, testenv.AMQPURL(b))
+	for _, kind := range []string{"memory", "rabbitmq"} {
+		b.Run(kind, func(b *testing.B) {
+			amqp := ""
+			if kind == "rabbitmq" {
+				amqp = testenv.AMQPURL(b)
+			}
+			benchmarkLoadUser(b, amqp)
+		})
+	}
+}
+
+func benchmarkLoadUser(b *testing.B, amqp string) {
+	s := testSettings(b, amqp)
 	sys, base := startTestSystem(b, s, nil)
 	u, err := sys.users.Collection().LoadBy(b.Context(), store.Filter{"name": "甲"})
 	if err != nil {
