@@ -49,18 +49,35 @@ type settings struct {
 // addFlags defines the flags of the settings on fs; mongo says whether
 // the part uses MongoDB.
 func (s *settings) addFlags(fs *flag.FlagSet, mongo bool) {
-	fs.StringVar(&s.amqp, "amqp", getenv(envAMQPURL), "RabbitMQ `address` (default $"+envAMQPURL+"); empty: the in-memory broker, private to this process")
+	fs.StringVar(&s.amqp, "amqp", "", "RabbitMQ `address` (default $"+envAMQPURL+"); empty: the in-memory broker, private to this process")
 	if mongo {
-		fs.StringVar(&s.mongoURI, "mongodb", getenv(envMongoDBURI), "MongoDB connection `string` (default $"+envMongoDBURI+"); empty: an embedded FerretDB, private to this process")
+		fs.StringVar(&s.mongoURI, "mongodb", "", "MongoDB connection `string` (default $"+envMongoDBURI+"); empty: an embedded FerretDB, private to this process")
 		fs.StringVar(&s.mongoDir, "mongodb-dir", "", "`directory` of the embedded FerretDB's data, kept after exit (default: a temporary directory, removed on exit)")
 		fs.StringVar(&s.database, "database", DefaultDatabase, "MongoDB `database` of the users")
 	}
 	if !mongo {
 		s.database = DefaultDatabase
 	}
-	fs.StringVar(&s.consul, "consul", getenv(envConsulAddr), "Consul agent `host:port` for health and versions (default $"+envConsulAddr+"); empty: no Consul")
+	fs.StringVar(&s.consul, "consul", "", "Consul agent `host:port` for health and versions (default $"+envConsulAddr+"); empty: no Consul")
 	fs.StringVar(&s.namespace, "namespace", "", "`prefix` of the exchanges and queues, to run several systems on one broker (default: patbus's own names)")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+}
+
+// fromEnv sets the addresses that fs's command line did not give from
+// the environment. (The flags' defaults stay empty, so that -h never
+// prints an address with its password.)
+func (s *settings) fromEnv(fs *flag.FlagSet) {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if !given["amqp"] {
+		s.amqp = getenv(envAMQPURL)
+	}
+	if fs.Lookup("mongodb") != nil && !given["mongodb"] {
+		s.mongoURI = getenv(envMongoDBURI)
+	}
+	if !given["consul"] {
+		s.consul = getenv(envConsulAddr)
+	}
 }
 
 // namespacePattern is what a namespace may hold: it becomes part of

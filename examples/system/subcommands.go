@@ -67,6 +67,7 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
+	s.fromEnv(fs)
 	if err := s.check(stderr); err != nil {
 		return err
 	}
@@ -98,6 +99,7 @@ func runAccount(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
+	s.fromEnv(fs)
 	if err := s.check(stderr); err != nil {
 		return err
 	}
@@ -150,6 +152,7 @@ func runConfig(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
+	s.fromEnv(fs)
 	if err := s.check(stderr); err != nil {
 		return err
 	}
@@ -225,6 +228,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
+	s.fromEnv(fs)
 	if err := s.check(stderr); err != nil {
 		return err
 	}
