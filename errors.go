@@ -112,7 +112,7 @@ func Code(err error) string {
 	switch {
 	case errors.Is(err, ErrNoRoute), errors.Is(err, bus.ErrUnroutable):
 		return CodeNoRoute
-	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrExpired):
+	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrExpired), errors.Is(err, bus.ErrExpired):
 		return CodeTimeout
 	case errors.Is(err, context.Canceled):
 		return CodeCanceled

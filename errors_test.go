@@ -37,6 +37,8 @@ func TestCode(t *testing.T) {
 		{fmt.Errorf("x: %w", bus.ErrUnconfirmed), patbus.CodeUnconfirmed},
 		{fmt.Errorf("x: %w", patbus.ErrPanic), patbus.CodePanic},
 		{fmt.Errorf("x: %w", patbus.ErrExpired), patbus.CodeTimeout},
+		// A message the bus did not send again: its deadline had passed.
+		{fmt.Errorf("x: %w", bus.ErrExpired), patbus.CodeTimeout},
 	} {
 		if got := patbus.Code(c.err); got != c.want {
 			t.Errorf("Code(%v) = %q, want %q", c.err, got, c.want)

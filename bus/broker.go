@@ -115,7 +115,9 @@ type Queue struct {
 	// publishes are nacked (overflow reject-publish).
 	MaxLength int
 	// Quorum makes the queue a replicated quorum queue (RabbitMQ only; the
-	// in-memory broker treats it as durable).
+	// in-memory broker treats it as durable), declared with exactly the
+	// arguments given. WithQuorumQueues makes every durable queue that can
+	// be one a quorum queue, with arguments of its own.
 	Quorum bool
 	// Args holds further x-arguments, passed through to RabbitMQ as they are.
 	Args map[string]any
@@ -214,6 +216,24 @@ type Subscription interface {
 	// Err reports why the Deliveries channel closed when it was not Cancel:
 	// the queue was deleted, the broker was closed. Nil otherwise.
 	Err() error
+
+	// Interrupted returns a channel that is closed at the next
+	// interruption of the delivery stream after the call, or when the
+	// subscription ends (Deliveries closes; Interrupted then returns a
+	// closed channel). An interruption is the loss of the consumer's
+	// channel or connection, or its cancellation by the broker (its queue
+	// deleted by someone else): the consumer resumes by itself on a new
+	// channel (deliveries after the interruption come from it), the
+	// deliveries not acknowledged are delivered again (with NoAck they are
+	// lost), and what was in an exclusive or auto-delete queue that went
+	// with the connection is lost. A call while the consumer is
+	// interrupted, or after it resumed, returns a channel for the next
+	// interruption. A consumer that waits for an answer in its queue (an
+	// RPC client's replies) takes the channel before it sends its request
+	// and gives up at once when the channel closes, since the answer may
+	// be lost. The in-memory broker has no connection to lose: its channel
+	// closes only when the subscription ends. Safe for concurrent use.
+	Interrupted() <-chan struct{}
 }
 
 // Delivery is one message given to a consumer. Exactly one of Ack or Nack

@@ -25,6 +25,12 @@ var (
 	// ErrTooLarge: the message body exceeds the broker's size limit
 	// (patbus.ErrTooLarge, shared with the packages above bus).
 	ErrTooLarge = errors.New("patbus: message too large")
+	// ErrExpired: a message's Expiration passed before the broker
+	// confirmed it, while it waited to be published again after a lost
+	// connection or an overdue confirm; it is not published again. An
+	// error wrapping it wraps ErrUnconfirmed too: the first copy may
+	// still have reached a queue.
+	ErrExpired = errors.New("bus: message expired before it was confirmed")
 	// ErrBlocked: the broker blocks publishers (memory or disk alarm) and
 	// the publish's context ended while it waited.
 	ErrBlocked = errors.New("bus: publishing blocked by broker")

@@ -32,18 +32,21 @@ type logEvent struct {
 	level slog.Level
 	msg   string
 	attrs string
+	kv    map[string]string
 }
 
 func (l *eventLog) Enabled(context.Context, slog.Level) bool { return true }
 func (l *eventLog) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
+	kv := make(map[string]string)
 	r.Attrs(func(a slog.Attr) bool {
 		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		kv[a.Key] = a.Value.String()
 		return true
 	})
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.records = append(l.records, logEvent{r.Time, r.Level, r.Message, b.String()})
+	l.records = append(l.records, logEvent{r.Time, r.Level, r.Message, b.String(), kv})
 	if l.changed != nil {
 		close(l.changed)
 		l.changed = nil
@@ -85,6 +88,80 @@ func (l *eventLog) first(msg string, t0 time.Time) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// awaitN waits up to d until n records with msg exist at or after t0,
+// and returns them.
+func (l *eventLog) awaitN(msg string, t0 time.Time, n int, d time.Duration) []logEvent {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		if got := l.all(msg, t0); len(got) >= n {
+			return got
+		}
+		l.mu.Lock()
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timer.C:
+			return l.all(msg, t0)
+		}
+	}
+}
+
+// awaitWhere waits up to d for a record at or after t0 with msg whose
+// attribute key has the value val, and returns it.
+func (l *eventLog) awaitWhere(msg, key, val string, t0 time.Time, d time.Duration) (logEvent, bool) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		for _, r := range l.all(msg, t0) {
+			if r.kv[key] == val {
+				return r, true
+			}
+		}
+		l.mu.Lock()
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timer.C:
+			return logEvent{}, false
+		}
+	}
+}
+
+// all returns the records with msg at or after t0.
+func (l *eventLog) all(msg string, t0 time.Time) []logEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []logEvent
+	for _, r := range l.records {
+		if r.msg == msg && !r.at.Before(t0) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// atLeast returns the records at or above level at or after t0.
+func (l *eventLog) atLeast(level slog.Level, t0 time.Time) []logEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []logEvent
+	for _, r := range l.records {
+		if r.level >= level && !r.at.Before(t0) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (l *eventLog) dump(t *testing.T, since time.Time) {

@@ -285,3 +285,8 @@ func (s *memSub) settle(d *Delivery, how settlement) error {
 	m.markDirty(s.q)
 	return nil
 }
+
+// Interrupted returns a channel closed when the subscription ends: the
+// in-memory broker has no connection to lose, so its deliveries are never
+// interrupted otherwise. See Subscription.
+func (s *memSub) Interrupted() <-chan struct{} { return s.done }

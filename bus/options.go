@@ -28,7 +28,18 @@ type config struct {
 	confirmWindow  int
 	confirmTimeout time.Duration
 	plainWrites    bool
+	queueType      queueType // WithQuorumQueues, WithClassicQueues
+	quorum         bool      // durable queues are quorum queues (set by Dial)
 }
+
+// queueType is the type of the durable queues a broker declares.
+type queueType int
+
+const (
+	autoQueues    queueType = iota // quorum for several addresses, else classic
+	classicQueues                  // WithClassicQueues
+	quorumQueues                   // WithQuorumQueues
+)
 
 // DefaultMaxMessageSize is the largest body a broker accepts by default:
 // well below RabbitMQ's own limit (128 MiB on 3.x, 16 MiB on 4.x), so a

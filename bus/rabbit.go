@@ -38,6 +38,8 @@ type Rabbit struct {
 	pub  *connSlot // publishing connection
 	topo *topology
 	pubs *publisher
+	gate *gate // open while the topology is declared on sub (see gate)
+	down *outage
 
 	// decl serialises declarations with topology replays (a one-slot
 	// semaphore), and declCh is the channel declarations run on.
@@ -53,16 +55,17 @@ type Rabbit struct {
 // rabbitAddr is one broker address: the URL to dial and the form that may
 // be shown in logs and errors (password removed).
 type rabbitAddr struct {
-	url      string
-	shown    string
-	password string
-	tls      bool
+	url     string
+	shown   string
+	secrets []string // the password as written in the URL and decoded
+	tls     bool
 }
 
 var _ Broker = (*Rabbit)(nil)
 
-// Dial connects to RabbitMQ at the first reachable address of addrs
-// (amqp:// or amqps:// URLs, tried in turn) and returns the broker. It opens
+// Dial connects to RabbitMQ at a reachable address of addrs (amqp:// or
+// amqps:// URLs, the nodes of a cluster for example, tried in turn from a
+// random one) and returns the broker. It opens
 // the consuming connection and the publishing connection before it returns.
 // While no broker answers it keeps trying, with backoff, until ctx ends (or
 // WithMaxReconnects attempts failed); it then returns an error wrapping
@@ -77,28 +80,32 @@ func Dial(ctx context.Context, addrs []string, opts ...Option) (*Rabbit, error) 
 	if err != nil {
 		return nil, err
 	}
+	cfg.quorum = cfg.quorumByDefault(len(parsed))
 	closed, cancel := context.WithCancel(context.Background())
+	log := cfg.logger.With("component", "bus.rabbit")
 	r := &Rabbit{
 		cfg:    cfg,
-		log:    cfg.logger.With("component", "bus.rabbit"),
+		log:    log,
 		addrs:  parsed,
 		closed: closed,
 		cancel: cancel,
 		sub:    newConnSlot(),
 		pub:    newConnSlot(),
 		topo:   newTopology(),
+		down:   newOutage(log),
 		decl:   make(chan struct{}, 1),
 	}
+	r.gate = newGate(r.down.gate)
 	r.pubs = newPublisher(r)
 
-	sub, err := r.dialLoop(ctx, "sub")
+	sub, err := r.dialLoop(ctx, "sub", false)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	pub, err := r.dialLoop(ctx, "pub")
+	pub, err := r.dialLoop(ctx, "pub", false)
 	if err != nil {
-		_ = sub.Close()
+		_ = sub.conn.Close()
 		cancel()
 		return nil, err
 	}
@@ -121,7 +128,7 @@ func parseAddrs(addrs []string) ([]rabbitAddr, error) {
 			// The parse error may quote the URL, password included.
 			return nil, fmt.Errorf("%w: address %d (%s) is not a valid amqp:// or amqps:// URL", ErrInvalidConfig, i+1, redactURL(a))
 		}
-		out = append(out, rabbitAddr{url: a, shown: redactURL(a), password: u.Password, tls: u.Scheme == "amqps"})
+		out = append(out, rabbitAddr{url: a, shown: redactURL(a), secrets: passwordForms(a, u.Password), tls: u.Scheme == "amqps"})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: no broker address", ErrInvalidConfig)
@@ -129,13 +136,12 @@ func parseAddrs(addrs []string) ([]rabbitAddr, error) {
 	return out, nil
 }
 
-// redactURL removes the password from a URL, even one that does not parse.
+// redactURL removes the password from a URL, even one that does not
+// parse: url.URL.Redacted where it parses, else the text between "://"
+// and the last "@" keeps only its user name.
 func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		}
-		return u.String()
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
 	}
 	i := strings.Index(s, "://")
 	if i < 0 {
@@ -153,22 +159,88 @@ func redactURL(s string) string {
 	return s[:i+3] + user + rest[at:]
 }
 
-// scrub removes any password of the configured addresses from an error
+// passwordForms returns the forms a password takes in text: decoded, and
+// as written in the URL (percent-encoded) when that differs.
+func passwordForms(raw, decoded string) []string {
+	var out []string
+	if decoded != "" {
+		out = append(out, decoded)
+	}
+	if i := strings.Index(raw, "://"); i >= 0 {
+		rest := raw[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if c := strings.Index(rest[:at], ":"); c >= 0 {
+				if w := rest[c+1 : at]; w != "" && w != decoded {
+					out = append(out, w)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// scrub removes the passwords of the configured addresses from an error
 // text, for errors that come from the network or the client library.
 func (r *Rabbit) scrub(err error) string {
 	if err == nil {
 		return ""
 	}
-	s := err.Error()
+	return r.scrubText(err.Error())
+}
+
+// scrubText removes the passwords of the configured addresses from s: each
+// whole URL becomes its shown form, and every form of a password is
+// masked. A password of six bytes or more is masked wherever it occurs; a
+// shorter one wherever it stands alone (not inside a longer word: between
+// quotes, after "user:", before "@", between spaces), so that a password
+// such as "a" is hidden without turning every "a" of a message into
+// xxxxx.
+func (r *Rabbit) scrubText(s string) string {
 	for _, a := range r.addrs {
-		if len(a.password) >= 3 {
-			s = strings.ReplaceAll(s, a.password, "xxxxx")
-		}
 		if a.url != a.shown {
 			s = strings.ReplaceAll(s, a.url, a.shown)
 		}
+		for _, pw := range a.secrets {
+			s = maskPassword(s, pw)
+		}
 	}
 	return s
+}
+
+// maskPassword replaces pw in s with xxxxx: everywhere when it is long,
+// only where it stands alone when it is short (see scrubText).
+func maskPassword(s, pw string) string {
+	if pw == "" {
+		return s
+	}
+	if len(pw) >= 6 {
+		return strings.ReplaceAll(s, pw, "xxxxx")
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		j := strings.Index(s[i:], pw)
+		if j < 0 {
+			b.WriteString(s[i:])
+			break
+		}
+		at, end := i+j, i+j+len(pw)
+		alone := (at == 0 || !isWordByte(s[at-1]) || !isWordByte(pw[0])) &&
+			(end == len(s) || !isWordByte(s[end]) || !isWordByte(pw[len(pw)-1]))
+		b.WriteString(s[i:at])
+		if alone {
+			b.WriteString("xxxxx")
+		} else {
+			b.WriteString(pw)
+		}
+		i = end
+	}
+	return b.String()
+}
+
+// isWordByte reports whether b is an ASCII letter or digit, or part of a
+// multi-byte character (taken as a letter).
+func isWordByte(b byte) bool {
+	return b >= 0x80 || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
 }
 
 // tlsConfig returns the TLS settings for one dial: a copy, so that the
@@ -241,18 +313,19 @@ func (r *Rabbit) mapErr(op string, err error) error {
 	}
 	var ae *amqp.Error
 	if errors.As(err, &ae) {
+		reason := r.scrubText(ae.Reason)
 		switch ae.Code {
 		case amqp.NotFound:
-			return fmt.Errorf("bus: %s: %w: %s", op, ErrNotFound, ae.Reason)
+			return fmt.Errorf("bus: %s: %w: %s", op, ErrNotFound, reason)
 		case amqp.PreconditionFailed:
-			return fmt.Errorf("bus: %s: %w: %s", op, ErrPrecondition, ae.Reason)
+			return fmt.Errorf("bus: %s: %w: %s", op, ErrPrecondition, reason)
 		case amqp.AccessRefused, amqp.ResourceLocked, amqp.NotAllowed:
-			return fmt.Errorf("bus: %s: %s (code %d)", op, ae.Reason, ae.Code)
+			return fmt.Errorf("bus: %s: %s (code %d)", op, reason, ae.Code)
 		}
 		if !ae.Server || ae.Code == amqp.ConnectionForced || ae.Code == amqp.ChannelError || ae.Code == amqp.FrameError {
 			return fmt.Errorf("bus: %s: %w: %s", op, ErrDisconnected, r.scrub(ae))
 		}
-		return fmt.Errorf("bus: %s: %s (code %d)", op, ae.Reason, ae.Code)
+		return fmt.Errorf("bus: %s: %s (code %d)", op, reason, ae.Code)
 	}
 	if errors.Is(err, amqp.ErrClosed) {
 		if r.isClosed() {

@@ -111,13 +111,17 @@ func (r *Rabbit) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// dialLoop dials the addresses in turn, with backoff between rounds, until
-// one answers, ctx ends, the broker closes, or WithMaxReconnects rounds
-// failed.
-func (r *Rabbit) dialLoop(ctx context.Context, role string) (*amqp.Connection, error) {
+// dialLoop dials the addresses in turn, starting at a random one, with
+// backoff (and jitter) between rounds, until one answers, ctx ends, the
+// broker closes, or WithMaxReconnects rounds failed. The random start
+// spreads a program's connections, and many programs' reconnects, over a
+// cluster's nodes instead of sending them all to the first address.
+func (r *Rabbit) dialLoop(ctx context.Context, role string, reconnecting bool) (*dialed, error) {
 	var last error
+	first := rand.IntN(len(r.addrs))
 	for attempt := 1; ; attempt++ {
-		for _, a := range r.addrs {
+		for i := range r.addrs {
+			a := r.addrs[(first+i)%len(r.addrs)]
 			if err := ctx.Err(); err != nil {
 				return nil, r.dialErr(err, last)
 			}
@@ -126,11 +130,16 @@ func (r *Rabbit) dialLoop(ctx context.Context, role string) (*amqp.Connection, e
 			}
 			c, err := r.dialOne(ctx, a, role)
 			if err == nil {
-				r.log.Info("connected", "role", role, "addr", a.shown, "attempts", attempt)
-				return c, nil
+				r.logConnected(c, a, role, attempt)
+				return &dialed{c, a.shown}, nil
 			}
 			last = fmt.Errorf("%s: %s", a.shown, r.scrub(err))
-			r.log.Warn("connect failed", "role", role, "addr", a.shown, "attempt", attempt, "err", r.scrub(err))
+			attrs := []any{"role", role, "addr", a.shown, "attempt", attempt, "err", r.scrub(err)}
+			if reconnecting {
+				r.down.connectFailed(attrs...) // part of the outage's summary
+			} else {
+				r.log.Warn("connect failed", attrs...)
+			}
 		}
 		if r.cfg.maxReconnects > 0 && attempt >= r.cfg.maxReconnects {
 			return nil, fmt.Errorf("bus: dial rabbitmq (%s): %w: gave up after %d attempts: %s", r.shownAddrs(), ErrDisconnected, attempt, last)
@@ -142,6 +151,29 @@ func (r *Rabbit) dialLoop(ctx context.Context, role string) (*amqp.Connection, e
 			return nil, r.dialErr(ctx.Err(), last)
 		}
 	}
+}
+
+// dialed is a new connection and the shown address it was dialled at.
+type dialed struct {
+	conn *amqp.Connection
+	addr string
+}
+
+// logConnected says, once per connection, which node it reached: the
+// address, and from the server properties RabbitMQ sends on connect the
+// cluster name and (where the broker is configured to announce it) the
+// node name. RabbitMQ does not send its node name by default; an operator
+// adds it with {rabbit, [{server_properties, [{node, "rabbit@host"}]}]} in
+// advanced.config (the test clusters of internal/testenv do).
+func (r *Rabbit) logConnected(c *amqp.Connection, a rabbitAddr, role string, attempt int) {
+	attrs := []any{"role", role, "addr", a.shown}
+	if node, ok := c.Properties["node"].(string); ok && node != "" {
+		attrs = append(attrs, "node", node)
+	}
+	if cluster, ok := c.Properties["cluster_name"].(string); ok && cluster != "" {
+		attrs = append(attrs, "cluster", cluster)
+	}
+	r.log.Info("connected", append(attrs, "attempts", attempt)...)
 }
 
 func (r *Rabbit) dialErr(ctxErr, last error) error {
@@ -201,7 +233,7 @@ func (r *Rabbit) dialOne(ctx context.Context, a rabbitAddr, role string) (*amqp.
 // the moment the library reports it closed; supervise then dials again with
 // backoff (consuming side first, replaying the topology before consumers
 // resume), and closes both when the broker closes.
-func (r *Rabbit) supervise(sub, pub *amqp.Connection) {
+func (r *Rabbit) supervise(sub, pub *dialed) {
 	defer r.wg.Done()
 	lostCh := make(chan string, 2)
 	r.installSub(sub, lostCh)
@@ -229,11 +261,11 @@ func (r *Rabbit) supervise(sub, pub *amqp.Connection) {
 	}
 	// resub brings the consuming connection back, with the topology.
 	resub := func() bool {
-		c, err := r.reconnect("sub")
+		d, err := r.reconnect("sub")
 		if err != nil {
 			return false
 		}
-		r.installSub(c, lostCh)
+		r.installSub(d, lostCh)
 		down["sub"] = false
 		return true
 	}
@@ -249,7 +281,7 @@ func (r *Rabbit) supervise(sub, pub *amqp.Connection) {
 			return
 		}
 		if down["pub"] {
-			c, err := r.reconnect("pub")
+			d, err := r.reconnect("pub")
 			if err != nil {
 				return
 			}
@@ -259,10 +291,10 @@ func (r *Rabbit) supervise(sub, pub *amqp.Connection) {
 			// published to a queue not yet back is dropped (or returned).
 			noted()
 			if down["sub"] && !resub() {
-				_ = c.Close()
+				_ = d.conn.Close()
 				return
 			}
-			r.installPub(c, lostCh)
+			r.installPub(d, lostCh)
 			down["pub"] = false
 		}
 	}
@@ -270,10 +302,24 @@ func (r *Rabbit) supervise(sub, pub *amqp.Connection) {
 
 // watch waits for c to close, marks it lost at once (so that nothing waits
 // on a dead connection) and tells the supervisor.
-func (r *Rabbit) watch(role string, s *connSlot, c *amqp.Connection, lostCh chan<- string) {
+func (r *Rabbit) watch(role string, s *connSlot, d *dialed, lostCh chan<- string) {
+	c := d.conn
 	closes := c.NotifyClose(make(chan *amqp.Error, 1))
 	r.goTracked(func() {
 		e := <-closes
+		if !r.isClosed() {
+			reason := "closed"
+			if e != nil {
+				reason = r.scrub(e)
+			}
+			// Before the slot is cleared: whoever sees the connection
+			// gone finds the outage begun.
+			r.down.connLost(role, d.addr, reason)
+		}
+		if role == "sub" && r.topo.fragile() {
+			// Hold publishing until the topology is back (see gate).
+			r.gate.set(false)
+		}
 		_ = c.CloseDeadline(time.Now().Add(time.Second))
 		s.clear(c)
 		if role == "pub" {
@@ -282,11 +328,6 @@ func (r *Rabbit) watch(role string, s *connSlot, c *amqp.Connection, lostCh chan
 		if r.isClosed() {
 			return
 		}
-		reason := "closed"
-		if e != nil {
-			reason = r.scrub(e)
-		}
-		r.log.Warn("connection lost", "role", role, "reason", reason)
 		select {
 		case lostCh <- role:
 		case <-r.closed.Done():
@@ -294,9 +335,12 @@ func (r *Rabbit) watch(role string, s *connSlot, c *amqp.Connection, lostCh chan
 	})
 }
 
-// reconnect dials again; on giving up it closes the broker.
-func (r *Rabbit) reconnect(role string) (*amqp.Connection, error) {
-	c, err := r.dialLoop(r.closed, role)
+// reconnect dials again after a random pause shorter than the minimum
+// backoff (so that the clients of a node that died do not all reach the
+// next one at the same instant); on giving up it closes the broker.
+func (r *Rabbit) reconnect(role string) (*dialed, error) {
+	r.sleep(r.closed, time.Duration(rand.Int64N(int64(r.cfg.backoffMin))))
+	d, err := r.dialLoop(r.closed, role, true)
 	if err != nil {
 		if !r.isClosed() {
 			r.log.Error("giving up reconnecting", "role", role, "err", err)
@@ -304,34 +348,45 @@ func (r *Rabbit) reconnect(role string) (*amqp.Connection, error) {
 		}
 		return nil, err
 	}
-	return c, nil
+	return d, nil
 }
 
-// installSub replays the topology on a new consuming connection and then
-// makes it current, which resumes the consumers.
-func (r *Rabbit) installSub(c *amqp.Connection, lostCh chan<- string) {
+// installSub replays the topology on a new consuming connection, makes it
+// current, which resumes the consumers, and opens the publishing gate
+// when the replay is complete.
+func (r *Rabbit) installSub(d *dialed, lostCh chan<- string) {
+	c := d.conn
 	r.decl <- struct{}{} // no declaration runs while the topology is replayed
-	r.replayTopology(c)
+	locked := r.replayTopology(c)
 	r.sub.set(c)
 	<-r.decl
-	r.watch("sub", r.sub, c, lostCh)
+	r.down.connected("sub")
+	if len(locked) > 0 {
+		// The publishing gate opens once these are back (or given up).
+		r.goTracked(func() { r.retryExclusive(c, locked) })
+	} else {
+		r.openGate(c)
+	}
+	r.watch("sub", r.sub, d, lostCh)
 }
 
 // installPub makes a new publishing connection current and watches its
 // blocked state.
-func (r *Rabbit) installPub(c *amqp.Connection, lostCh chan<- string) {
+func (r *Rabbit) installPub(d *dialed, lostCh chan<- string) {
+	c := d.conn
 	blocks := c.NotifyBlocked(make(chan amqp.Blocking, 8))
 	r.pubs.setBlocked(false, "")
 	r.goTracked(func() {
 		for b := range blocks {
 			r.pubs.setBlocked(b.Active, b.Reason)
 			if b.Active {
-				r.log.Warn("broker blocks publishing", "reason", b.Reason)
+				r.log.Warn("broker blocks publishing", "reason", r.scrubText(b.Reason))
 			} else {
 				r.log.Info("broker unblocks publishing")
 			}
 		}
 	})
 	r.pub.set(c)
-	r.watch("pub", r.pub, c, lostCh)
+	r.down.connected("pub")
+	r.watch("pub", r.pub, d, lostCh)
 }

@@ -51,6 +51,10 @@ type rabbitSub struct {
 
 	errMu sync.Mutex
 	err   error
+
+	intrMu sync.Mutex
+	intr   chan struct{} // closed at the next interruption; nil until asked for
+	ended  bool          // intr is closed for good: Deliveries closed
 }
 
 var _ Subscription = (*rabbitSub)(nil)
@@ -68,12 +72,19 @@ const (
 // basic.qos set to the prefetch. It waits for a connection bounded by ctx.
 // A missing queue gives ErrNotFound. After a reconnect the consumer
 // resumes on a new channel and keeps feeding the same Subscription;
-// deliveries from the old channel are then stale. When the queue is
-// deleted, Deliveries closes and Err wraps ErrNotFound. A queue declared
-// through this broker that is missing when the consumer resumes is
-// declared again (with its bindings) instead: an exclusive one that the
-// previous connection still holds or took with it, or any one for a
-// consumer on the publishing connection (see ConsumeOptions.Replies).
+// deliveries from the old channel are then stale, and the channel of
+// Interrupted closes. A queue declared through this broker and not
+// deleted through it that is missing when the consumer resumes, or that
+// someone else deletes, is declared again with its bindings and the
+// consumer goes on: an exclusive one that the previous connection still
+// holds or took with it, one deleted by an operator or another program,
+// one that went while a consumer on the publishing connection was away
+// (see ConsumeOptions.Replies). When that declaration is refused for good
+// (406: changed arguments, or a bound exchange of another kind; 403: no
+// permission), Deliveries closes and Err says why. A queue deleted
+// through this broker (DeleteQueue), or not declared through it, ends the
+// subscription when it is deleted: Deliveries closes and Err wraps
+// ErrNotFound.
 func (r *Rabbit) Consume(ctx context.Context, queue string, opts ConsumeOptions) (Subscription, error) {
 	op := fmt.Sprintf("consume %q", queue)
 	if r.isClosed() {
@@ -202,26 +213,84 @@ func (s *rabbitSub) run(sc *subChan) {
 			s.drop(sc)
 			return
 		case stopServerCancel:
+			s.interrupt()
 			s.drop(sc)
 			if s.queueGone(sc.conn) {
-				s.r.topo.removeQueue(s.queue)
-				s.setErr(fmt.Errorf("bus: consume %q: %w: the queue was deleted", s.queue, ErrNotFound))
-				return
+				// Deleted through this broker (DeleteQueue forgets a queue
+				// before it asks the broker), or never declared through
+				// it: the subscription ends. Deleted by someone else: it
+				// is declared again (reopen) and the consumer resumes.
+				if _, _, _, known := s.r.topo.remembered(s.queue); !known {
+					s.setErr(fmt.Errorf("bus: consume %q: %w: the queue was deleted", s.queue, ErrNotFound))
+					return
+				}
+				s.r.log.Warn("queue deleted by someone else: declaring it again", "queue", s.queue)
+			} else {
+				s.r.log.Warn("consumer cancelled by broker, resubscribing", "queue", s.queue)
 			}
-			s.r.log.Warn("consumer cancelled by broker, resubscribing", "queue", s.queue)
+			s.r.down.consumerInterrupted()
 		case stopLost:
+			s.interrupt()
 			s.drop(sc)
-			s.r.log.Info("consumer channel lost, resubscribing", "queue", s.queue)
+			if sc.conn.conn.IsClosed() {
+				// The connection went: once the supervisor has seen it,
+				// the outage is begun and this consumer counts in it.
+				select {
+				case <-sc.conn.dead:
+				case <-s.r.closed.Done():
+				}
+			}
+			if s.r.down.consumerInterrupted() {
+				s.r.log.Debug("consumer channel lost, resubscribing", "queue", s.queue)
+			} else {
+				s.r.log.Info("consumer channel lost, resubscribing", "queue", s.queue)
+			}
 		}
 		s.purge()
 		var ok bool
-		if sc, ok = s.reopen(sc.conn); !ok {
+		sc, ok = s.reopen(sc.conn)
+		s.r.down.consumerBack()
+		if !ok {
 			return
 		}
 	}
 }
 
-func (s *rabbitSub) closeOut() { s.outOnce.Do(func() { close(s.out) }) }
+// closeOut closes Deliveries, and the channel of Interrupted with it.
+func (s *rabbitSub) closeOut() {
+	s.outOnce.Do(func() {
+		close(s.out)
+		s.intrMu.Lock()
+		defer s.intrMu.Unlock()
+		if s.intr == nil {
+			s.intr = make(chan struct{})
+		}
+		close(s.intr)
+		s.ended = true
+	})
+}
+
+// interrupt closes the channel Interrupted handed out, if any; the next
+// call of Interrupted makes a new one.
+func (s *rabbitSub) interrupt() {
+	s.intrMu.Lock()
+	defer s.intrMu.Unlock()
+	if s.intr != nil && !s.ended {
+		close(s.intr)
+		s.intr = nil
+	}
+}
+
+// Interrupted returns the channel closed at the consumer's next
+// interruption or end; see Subscription.
+func (s *rabbitSub) Interrupted() <-chan struct{} {
+	s.intrMu.Lock()
+	defer s.intrMu.Unlock()
+	if s.intr == nil {
+		s.intr = make(chan struct{})
+	}
+	return s.intr
+}
 
 // awaitSettled waits until every delivery handed out is settled, Cancel's
 // context ended, or the broker closes.
@@ -414,10 +483,18 @@ func queueMissing(err error) bool {
 }
 
 // reopen resubscribes on the current (or next) connection of the
-// consumer's slot, with backoff while the broker refuses.
+// consumer's slot, with backoff while the broker refuses. A queue declared
+// through the broker (and not deleted through it) that is missing is
+// declared again with its bindings first: an exclusive one that went away
+// with the previous connection, or that it still holds (405); one deleted
+// by someone else; one that went while a consumer on the publishing
+// connection was away (the replay runs on the consuming connection). When
+// the broker refuses that declaration for good (406 changed arguments or
+// an exchange of another kind, 403 no permission), the subscription ends
+// with that error instead of trying for ever.
 func (s *rabbitSub) reopen(prev *connState) (*subChan, bool) {
 	r := s.r
-	redeclared := false // the exclusive queue was just declared again
+	redeclared := false // the queue was just declared again
 	for fails := 0; ; {
 		cs, wake := s.slot.current()
 		if cs == nil {
@@ -434,48 +511,49 @@ func (s *rabbitSub) reopen(prev *connState) (*subChan, bool) {
 		sc, err := s.open(cs)
 		if err == nil {
 			if fails > 0 || cs != prev {
-				r.log.Info("consumer resumed", "queue", s.queue)
+				r.log.Debug("consumer resumed", "queue", s.queue)
 			}
 			return sc, true
 		}
 		fails++
-		if redeclared {
-			redeclared = false
-			r.log.Warn("resubscribe failed", "queue", s.queue, "err", r.scrub(err))
-		} else if _, _, _, excl := r.topo.exclusive(s.queue); excl && exclusiveLost(err) {
-			// The exclusive queue is still held by the previous connection
-			// (405) or went away with it (404): declare it again here.
+		q, _, _, known := r.topo.remembered(s.queue)
+		gone := queueMissing(err) || (q.Exclusive && exclusiveLost(err))
+		switch {
+		case isConnLoss(err):
+			// Wait for the next connection below.
+		case known && gone && !redeclared:
 			derr := r.redeclareQueue(cs.conn, s.queue, s.cancelReq)
-			if derr == nil {
+			switch {
+			case derr == nil:
 				redeclared = true
+				r.log.Info("queue declared again", "queue", s.queue)
 				continue // consume at once; back off if that fails again
-			}
-			if errors.Is(derr, errStopped) {
+			case errors.Is(derr, errStopped):
+				return nil, false
+			case isConnLoss(derr) || r.isClosed():
+			case redeclareHeld(derr):
+				r.log.Debug("queue still held or unavailable", "queue", s.queue, "err", r.scrub(derr))
+			default:
+				op := "declare the queue again"
+				var re *redeclareError
+				if errors.As(derr, &re) {
+					op = re.step
+				}
+				s.setErr(fmt.Errorf("bus: consume %q: the queue cannot be declared again: %w", s.queue, r.mapErr(op, derr)))
 				return nil, false
 			}
-			r.log.Info("exclusive queue still held by the previous connection", "queue", s.queue, "err", r.scrub(derr))
-		} else if _, _, _, known := r.topo.remembered(s.queue); known && s.slot == r.pub && queueMissing(err) {
-			// A consumer on the publishing connection resumes without the
-			// consuming connection's topology replay: its queue may have
-			// gone meanwhile (auto-delete, with its last consumer; a
-			// transient one, with a broker restart the replay has not
-			// reached yet). Declare it again, as the replay would.
-			derr := r.redeclareQueue(cs.conn, s.queue, s.cancelReq)
-			if derr == nil {
-				redeclared = true
-				continue
-			}
-			if errors.Is(derr, errStopped) {
-				return nil, false
-			}
-			r.log.Warn("declaring the queue again failed", "queue", s.queue, "err", r.scrub(derr))
-		} else {
+		case !known && queueMissing(err):
 			var ae *amqp.Error
-			if errors.As(err, &ae) && queueMissing(err) {
-				s.setErr(fmt.Errorf("bus: consume %q: %w: %s", s.queue, ErrNotFound, ae.Reason))
-				return nil, false
+			errors.As(err, &ae)
+			s.setErr(fmt.Errorf("bus: consume %q: %w: %s", s.queue, ErrNotFound, r.scrubText(ae.Reason)))
+			return nil, false
+		default:
+			redeclared = false
+			if outage := r.down.resubscribeFailed(); outage || fails > 1 {
+				r.log.Debug("resubscribe failed", "queue", s.queue, "err", r.scrub(err))
+			} else {
+				r.log.Warn("resubscribe failed", "queue", s.queue, "err", r.scrub(err))
 			}
-			r.log.Warn("resubscribe failed", "queue", s.queue, "err", r.scrub(err))
 		}
 		select {
 		case <-cs.dead:

@@ -160,17 +160,20 @@ func (d *rabbitDirectReply) Publish(ctx context.Context, exchange, key string, m
 		return nil, err
 	}
 	// Never write while the broker blocks publishers: the write would
-	// hang on the socket, past ctx.
+	// hang on the socket, past ctx. Wait, too, while the client's topology
+	// is being declared again (see gate).
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, d.r.pubs.waitErr(err)
 		}
 		blocked, _, changed := d.r.pubs.blockState()
-		if !blocked {
+		open, gateChanged := d.r.gate.state()
+		if !blocked && open {
 			break
 		}
 		select {
 		case <-changed:
+		case <-gateChanged:
 		case <-ctx.Done():
 		case <-d.dead:
 			return nil, d.unusable()

@@ -30,6 +30,12 @@ type pubMsg struct {
 	writeOnce sync.Once
 	chanErrs  int // channels closed by a broker error while it was pending
 	lastErr   error
+
+	// Expiration and the time of Publish: a copy written again carries
+	// what is left of the expiration, and is not written once it passed.
+	expiration time.Duration
+	published  time.Time
+	resend     bool // set by requeue
 }
 
 // pending is one written copy of a message awaiting its confirm.
@@ -58,7 +64,21 @@ type pubChan struct {
 	brokerClosed atomic.Bool // the broker closed the channel for an error
 	dead         chan struct{}
 	deadOnce     sync.Once
+
+	// A channel that only nacks is retired (see nackRetire): it takes no
+	// new message, and is closed once its pending copies are answered.
+	nacksInRow int           // nacks since the last ack; guarded by mu
+	retiring   bool          // guarded by mu
+	drained    chan struct{} // closed when retiring and nothing is pending
 }
+
+// nackRetire is how many nacks in a row, with no ack between them, retire
+// a publishing channel. RabbitMQ 3.10 has a channel whose first publish to
+// a quorum queue meets the queue without its leader (its node just died)
+// nack every later publish to that queue for as long as the channel lives,
+// while a fresh channel works at once; a queue at its MaxLength nacks in a
+// row too, and then costs a channel reopen per nackRetire nacks.
+const nackRetire = 8
 
 func (pc *pubChan) kill() { pc.deadOnce.Do(func() { close(pc.dead) }) }
 
@@ -84,6 +104,8 @@ type publisher struct {
 	reqs chan *pubMsg
 	up   atomic.Int32 // channels ready to publish
 	ids  atomic.Uint64
+
+	nackRetired atomic.Int64 // unix nanos of the last warning about a channel retired for nacks
 
 	retryMu  sync.Mutex
 	retry    []*pubMsg
@@ -146,6 +168,7 @@ func (p *publisher) requeue(m *pubMsg) {
 		m.conf.resolve(fmt.Errorf("bus: publish: %w: %w", ErrUnconfirmed, p.r.errClosed()))
 		return
 	}
+	m.resend = true
 	p.retry = append(p.retry, m)
 	p.retryMu.Unlock()
 	select {
@@ -191,13 +214,16 @@ func (p *publisher) failAll() {
 // acks (nil), nacks (ErrNacked) or returns it (*ReturnError), or with
 // ErrUnconfirmed when the broker is closed first. A copy whose confirm does
 // not come within the confirm timeout, or whose channel or connection is
-// lost, is published again on a fresh channel: delivery is at least once
-// and the Confirmation never reports success without a broker ack.
+// lost, is published again on a fresh channel, with what is left of its
+// Expiration, or not at all once that has passed (ErrExpired): delivery is
+// at least once and the Confirmation never reports success without a
+// broker ack.
 //
-// While the connection is down or the broker blocks publishers, Publish
-// waits, bounded by ctx: it then fails with an error wrapping
-// ErrDisconnected or ErrBlocked and ctx.Err(), and the message was not
-// sent. Once a channel has taken the message, Publish returns its
+// While the connection is down, the client's topology is being declared
+// again after a reconnect (see the package documentation), or the broker
+// blocks publishers, Publish waits, bounded by ctx: it then fails with an
+// error wrapping ErrDisconnected or ErrBlocked and ctx.Err(), and the
+// message was not sent. Once a channel has taken the message, Publish returns its
 // Confirmation even if ctx ends before the write completes: the message is
 // on its way. Bodies over the maximum size fail with ErrTooLarge.
 func (r *Rabbit) Publish(ctx context.Context, exchange, key string, msg Message) (*Confirmation, error) {
@@ -262,6 +288,9 @@ func (p *publisher) direct(m *pubMsg) bool {
 	if blocked, _, _ := p.blockState(); blocked {
 		return false
 	}
+	if open, _ := p.r.gate.state(); !open {
+		return false
+	}
 	for _, pc := range *chans {
 		if !pc.wmu.TryLock() {
 			continue
@@ -315,12 +344,14 @@ func (p *publisher) prepare(exchange, key string, msg Message) (*pubMsg, error) 
 	// caller may reuse its buffer once Publish returns.
 	pub.Body = append([]byte(nil), msg.Body...)
 	return &pubMsg{
-		exchange:  exchange,
-		key:       key,
-		mandatory: msg.Mandatory,
-		conf:      newConfirmation(),
-		written:   make(chan struct{}),
-		pub:       pub,
+		exchange:   exchange,
+		key:        key,
+		mandatory:  msg.Mandatory,
+		conf:       newConfirmation(),
+		written:    make(chan struct{}),
+		pub:        pub,
+		expiration: msg.Expiration,
+		published:  time.Now(),
 	}, nil
 }
 
@@ -372,7 +403,7 @@ func (p *publisher) waitErr(ctxErr error) error {
 	if blocked, _, _ := p.blockState(); blocked {
 		return fmt.Errorf("bus: publish: %w: %w", ErrBlocked, ctxErr)
 	}
-	if p.up.Load() == 0 {
+	if open, _ := p.r.gate.state(); !open || p.up.Load() == 0 {
 		return fmt.Errorf("bus: publish: %w: %w", ErrDisconnected, ctxErr)
 	}
 	return fmt.Errorf("bus: publish: %w", ctxErr)
@@ -410,7 +441,23 @@ func (p *publisher) worker() {
 		p.up.Add(-1)
 		pc.kill()
 		ch := pc.ch
-		r.goTracked(func() { _ = ch.Close() }) // may wait while the broker blocks us
+		pc.mu.Lock()
+		retiring := pc.retiring
+		pc.mu.Unlock()
+		r.goTracked(func() {
+			if retiring {
+				// Let the copies still pending get their answers here,
+				// rather than publish them again elsewhere.
+				t := time.NewTimer(r.cfg.confirmTimeout)
+				select {
+				case <-pc.drained:
+				case <-t.C:
+				case <-r.closed.Done():
+				}
+				t.Stop()
+			}
+			_ = ch.Close() // may wait while the broker blocks us
+		})
 		// Back off only when the broker keeps closing the channel (for
 		// example 404 for a missing exchange); a lost connection is
 		// waited for in await.
@@ -445,6 +492,7 @@ func (p *publisher) open(c *amqp.Connection) (*pubChan, error) {
 		slots:   make(chan struct{}, window),
 		pending: make(map[uint64]*pending, window),
 		dead:    make(chan struct{}),
+		drained: make(chan struct{}),
 	}
 	for i := 0; i < window; i++ {
 		pc.slots <- struct{}{}
@@ -467,9 +515,15 @@ func (p *publisher) run(pc *pubChan) {
 		var m *pubMsg
 		for m == nil {
 			blocked, _, changed := p.blockState()
-			if blocked {
+			open, gateChanged := p.r.gate.state()
+			if blocked || !open {
+				// Blocked by the broker, or held until the client's
+				// topology is declared again (see gate): messages wait,
+				// new ones in Publish, by their context.
 				select {
 				case <-changed:
+					continue
+				case <-gateChanged:
 					continue
 				case <-pc.dead:
 					return
@@ -484,6 +538,7 @@ func (p *publisher) run(pc *pubChan) {
 			case m = <-p.reqs:
 			case <-p.retrySig:
 			case <-changed:
+			case <-gateChanged:
 			case <-pc.dead:
 				return
 			case <-closed:
@@ -509,8 +564,24 @@ func (p *publisher) run(pc *pubChan) {
 }
 
 // write publishes one copy of m on pc; on failure m is queued again and pc
-// is dead. The caller holds pc.wmu and one of pc's window slots.
+// is dead. The caller holds pc.wmu and one of pc's window slots. A copy
+// written again (after a lost channel or an overdue confirm) carries the
+// expiration left since Publish; when none is left it is not written,
+// and its Confirmation fails with ErrExpired.
 func (p *publisher) write(pc *pubChan, m *pubMsg) bool {
+	if m.resend && m.expiration > 0 {
+		left := m.expiration - time.Since(m.published)
+		if left <= 0 {
+			m.conf.resolve(fmt.Errorf("bus: publish to exchange %q key %q: %w: %w: its expiration of %v passed before it could be published again",
+				m.exchange, m.key, ErrUnconfirmed, ErrExpired, m.expiration))
+			select {
+			case pc.slots <- struct{}{}:
+			default:
+			}
+			return true
+		}
+		m.pub.Expiration = expirationString(left)
+	}
 	seq := pc.ch.GetNextPublishSeqNo()
 	pc.mu.Lock()
 	pub, match := pc.rids.take(m, &p.ids)
@@ -605,7 +676,8 @@ func (p *publisher) markReturned(pc *pubChan, rt amqp.Return) {
 	}
 }
 
-// confirmed settles one broker ack or nack.
+// confirmed settles one broker ack or nack, and retires pc when it has
+// nacked nackRetire times in a row.
 func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 	pc.mu.Lock()
 	it := pc.pending[c.DeliveryTag]
@@ -613,7 +685,33 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 	if it != nil {
 		pc.rids.release(it.match)
 	}
+	if c.Ack {
+		pc.nacksInRow = 0
+	} else {
+		pc.nacksInRow++
+	}
+	retire := pc.nacksInRow >= nackRetire && !pc.retiring
+	if retire {
+		pc.retiring = true
+	}
+	if pc.retiring && len(pc.pending) == 0 {
+		select {
+		case <-pc.drained:
+		default:
+			close(pc.drained)
+		}
+	}
 	pc.mu.Unlock()
+	if retire {
+		// One warning a minute: a full queue could retire channels often.
+		now := time.Now().UnixNano()
+		if last := p.nackRetired.Load(); now-last > int64(time.Minute) && p.nackRetired.CompareAndSwap(last, now) {
+			p.r.log.Warn("publish channel nacks everything: publishing on a fresh channel", "nacks", nackRetire)
+		} else {
+			p.r.log.Debug("publish channel nacks everything: publishing on a fresh channel", "nacks", nackRetire)
+		}
+		pc.kill()
+	}
 	if it == nil {
 		return // the copy was already handed to another channel
 	}
@@ -658,7 +756,11 @@ func (p *publisher) overdue(pc *pubChan, now time.Time) bool {
 // on a fresh channel; the reader keeps draining until pc closes.
 func (p *publisher) retireOverdue(pc *pubChan) {
 	items := pc.takeAll()
-	p.r.log.Warn("confirm overdue: publishing again on a fresh channel", "unconfirmed", len(items), "timeout", p.r.cfg.confirmTimeout)
+	if p.r.down.republishing(len(items)) {
+		p.r.log.Debug("confirm overdue: publishing again on a fresh channel", "unconfirmed", len(items), "timeout", p.r.cfg.confirmTimeout)
+	} else {
+		p.r.log.Warn("confirm overdue: publishing again on a fresh channel", "unconfirmed", len(items), "timeout", p.r.cfg.confirmTimeout)
+	}
 	pc.kill()
 	for _, it := range items {
 		if it.returned != nil {
@@ -701,9 +803,12 @@ func (p *publisher) channelClosed(pc *pubChan, returns <-chan amqp.Return, close
 		if missing != "" && p.r.topo.hasExchange(missing) {
 			missing = ""
 		}
-		p.r.log.Warn("publish channel closed by broker", "reason", cerr.Reason)
+		p.r.log.Warn("publish channel closed by broker", "reason", p.r.scrubText(cerr.Reason))
 	} else if brokerErr {
-		p.r.log.Warn("publish channel closed by broker", "code", cerr.Code, "reason", cerr.Reason)
+		p.r.log.Warn("publish channel closed by broker", "code", cerr.Code, "reason", p.r.scrubText(cerr.Reason))
+	}
+	if !brokerErr && len(items) > 0 {
+		p.r.down.republishing(len(items))
 	}
 	for _, it := range items {
 		m := it.m

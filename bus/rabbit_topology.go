@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -32,6 +31,26 @@ func newTopology() *topology {
 	}
 }
 
+// fragile reports whether anything remembered goes away with a
+// connection or a broker restart: an exclusive, auto-delete or transient
+// queue, an auto-delete or transient exchange. Durable queues, exchanges
+// and their bindings stay on the broker while a client reconnects.
+func (t *topology) fragile() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, q := range t.queues {
+		if q.Exclusive || q.AutoDelete || !(q.Durable || q.Quorum) {
+			return true
+		}
+	}
+	for _, e := range t.exchanges {
+		if e.AutoDelete || !e.Durable {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *topology) addExchange(ex Exchange) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -43,18 +62,6 @@ func (t *topology) hasExchange(name string) bool {
 	defer t.mu.Unlock()
 	_, ok := t.exchanges[name]
 	return ok
-}
-
-// removeExchange forgets the exchange and the bindings from it.
-func (t *topology) removeExchange(name string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.exchanges, name)
-	for b := range t.bindings {
-		if b.Exchange == name {
-			delete(t.bindings, b)
-		}
-	}
 }
 
 func (t *topology) addQueue(q Queue) {
@@ -86,16 +93,98 @@ func (t *topology) removeQueue(name string) {
 	}
 }
 
+// forgotten is what takeQueue or takeExchange removed from the topology,
+// to be put back when the broker refuses the deletion.
+type forgotten struct {
+	queue    *Queue
+	exchange *Exchange
+	bindings []Binding
+	pos      int // the queue's place in the declaration order
+}
+
+// takeQueue forgets the queue and its bindings and returns them.
+func (t *topology) takeQueue(name string) forgotten {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	q, ok := t.queues[name]
+	if !ok {
+		return forgotten{}
+	}
+	f := forgotten{queue: &q, pos: len(t.order)}
+	delete(t.queues, name)
+	for i, n := range t.order {
+		if n == name {
+			f.pos = i
+			t.order = append(t.order[:i], t.order[i+1:]...)
+			break
+		}
+	}
+	for b := range t.bindings {
+		if b.Queue == name {
+			f.bindings = append(f.bindings, b)
+			delete(t.bindings, b)
+		}
+	}
+	return f
+}
+
+// takeExchange forgets the exchange and the bindings from it and returns
+// them.
+func (t *topology) takeExchange(name string) forgotten {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ex, ok := t.exchanges[name]
+	if !ok {
+		return forgotten{}
+	}
+	f := forgotten{exchange: &ex}
+	delete(t.exchanges, name)
+	for b := range t.bindings {
+		if b.Exchange == name {
+			f.bindings = append(f.bindings, b)
+			delete(t.bindings, b)
+		}
+	}
+	return f
+}
+
+// restore puts back what takeQueue or takeExchange removed, unless it was
+// declared again meanwhile.
+func (t *topology) restore(f forgotten) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if q := f.queue; q != nil {
+		if _, again := t.queues[q.Name]; again {
+			return
+		}
+		t.queues[q.Name] = *q
+		pos := min(f.pos, len(t.order))
+		t.order = append(t.order[:pos], append([]string{q.Name}, t.order[pos:]...)...)
+	}
+	if ex := f.exchange; ex != nil {
+		if _, again := t.exchanges[ex.Name]; again {
+			return
+		}
+		t.exchanges[ex.Name] = *ex
+	}
+	for _, b := range f.bindings {
+		t.bindings[b] = struct{}{}
+	}
+}
+
 func (t *topology) addBinding(b Binding) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.bindings[b] = struct{}{}
 }
 
-func (t *topology) removeBinding(b Binding) {
+// takeBinding forgets b and reports whether it was remembered.
+func (t *topology) takeBinding(b Binding) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	_, ok := t.bindings[b]
 	delete(t.bindings, b)
+	return ok
 }
 
 // exclusive returns the remembered queue, its bindings and the
@@ -152,170 +241,6 @@ func (t *topology) snapshot() ([]Exchange, []Queue, []Binding) {
 	return exs, qs, bs
 }
 
-// replayTopology declares everything remembered on a new consuming
-// connection. A declaration the broker refuses is logged and skipped; the
-// channel it closed is replaced. An exclusive queue still held by the
-// previous connection (which the broker has not yet dropped) is declared
-// again, with its bindings, by retryExclusive once the broker lets go.
-func (r *Rabbit) replayTopology(c *amqp.Connection) {
-	exs, qs, bs := r.topo.snapshot()
-	if len(exs)+len(qs)+len(bs) == 0 {
-		return
-	}
-	var ch *amqp.Channel
-	defer func() {
-		if ch != nil {
-			_ = ch.Close()
-		}
-	}()
-	run := func(what string, f func(*amqp.Channel) error) bool {
-		if ch == nil || ch.IsClosed() {
-			var err error
-			if ch, err = c.Channel(); err != nil {
-				r.log.Warn("topology replay: no channel", "err", r.scrub(err))
-				return false
-			}
-		}
-		if err := f(ch); err != nil {
-			r.log.Warn("topology replay failed", "what", what, "err", r.scrub(err))
-			return !isConnLoss(err) || !c.IsClosed()
-		}
-		return true
-	}
-	for _, e := range exs {
-		e := e
-		if !run("exchange "+e.Name, func(ch *amqp.Channel) error { return declareExchange(ch, e) }) {
-			return
-		}
-	}
-	var locked []string // exclusive queues still held by a previous connection
-	for _, q := range qs {
-		q := q
-		var qerr error
-		if !run("queue "+q.Name, func(ch *amqp.Channel) error { _, qerr = declareQueue(ch, q); return qerr }) {
-			return
-		}
-		if q.Exclusive && exclusiveLost(qerr) {
-			locked = append(locked, q.Name)
-		}
-	}
-	if len(locked) > 0 {
-		// The broker has not yet noticed that the previous connection is
-		// gone: declare them again (with their bindings) once it has.
-		r.goTracked(func() { r.retryExclusive(c, locked) })
-	}
-	for _, b := range bs {
-		b := b
-		if contains(locked, b.Queue) {
-			continue // bound by retryExclusive
-		}
-		if !run("binding "+b.Exchange+"->"+b.Queue, func(ch *amqp.Channel) error { return ch.QueueBind(b.Queue, b.Key, b.Exchange, false, nil) }) {
-			return
-		}
-	}
-	r.log.Info("topology replayed", "exchanges", len(exs), "queues", len(qs), "bindings", len(bs))
-}
-
-// errStopped: redeclareQueue was told to stop waiting.
-var errStopped = errors.New("bus: stopped")
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// exclusiveLost reports whether err, for a remembered exclusive queue, means
-// that the queue is still held by a previous connection the broker has not
-// yet dropped (405) or was deleted when it dropped it (404): either way it
-// is to be declared again on the current connection.
-func exclusiveLost(err error) bool {
-	var ae *amqp.Error
-	return errors.As(err, &ae) && (ae.Code == amqp.ResourceLocked || ae.Code == amqp.NotFound)
-}
-
-// retryExclusive declares the exclusive queues again on c, with backoff,
-// until each is declared or forgotten, c closes, or the broker closes.
-func (r *Rabbit) retryExclusive(c *amqp.Connection, names []string) {
-	closes := c.NotifyClose(make(chan *amqp.Error, 1))
-	for fails := 1; len(names) > 0; fails++ {
-		t := time.NewTimer(r.backoff(fails))
-		select {
-		case <-t.C:
-		case <-closes:
-			t.Stop()
-			return
-		case <-r.closed.Done():
-			t.Stop()
-			return
-		}
-		left := names[:0]
-		for _, n := range names {
-			err := r.redeclareQueue(c, n, nil)
-			switch {
-			case err == nil:
-				r.log.Info("exclusive queue declared again", "queue", n)
-			case isConnLoss(err) || r.isClosed():
-				return
-			default:
-				r.log.Debug("exclusive queue still held by the previous connection", "queue", n, "err", r.scrub(err))
-				left = append(left, n)
-			}
-		}
-		names = left
-	}
-}
-
-// redeclareQueue declares the remembered queue name, the remembered
-// exchanges it is bound to, and its bindings on c, on a channel of its
-// own, serialised with the other declarations: an exclusive queue held or
-// lost by a previous connection, or a queue that went away while its
-// consumer on the publishing connection was gone (see reopen). A queue no
-// longer remembered (deleted meanwhile) is left alone and gives nil. stop
-// (which may be nil) ends the wait for the declaration slot with
-// errStopped.
-func (r *Rabbit) redeclareQueue(c *amqp.Connection, name string, stop <-chan struct{}) error {
-	select {
-	case r.decl <- struct{}{}:
-	case <-stop:
-		return errStopped
-	case <-r.closed.Done():
-		return r.errClosed()
-	}
-	defer func() { <-r.decl }()
-	q, bs, exs, ok := r.topo.remembered(name)
-	if !ok {
-		return nil
-	}
-	ch, err := c.Channel()
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if !ch.IsClosed() {
-			_ = ch.Close()
-		}
-	}()
-	if _, err := declareQueue(ch, q); err != nil {
-		return err
-	}
-	// An auto-delete exchange may have gone with the old queue's bindings.
-	for _, e := range exs {
-		if err := declareExchange(ch, e); err != nil {
-			return err
-		}
-	}
-	for _, b := range bs {
-		if err := ch.QueueBind(b.Queue, b.Key, b.Exchange, false, nil); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func declareExchange(ch *amqp.Channel, e Exchange) error {
 	return ch.ExchangeDeclare(e.Name, string(e.Kind), e.Durable, e.AutoDelete, false, false, nil)
 }
@@ -352,6 +277,11 @@ func queueArgs(q Queue) (amqp.Table, error) {
 	}
 	if q.MaxLength > 0 {
 		args["x-max-length"] = int64(q.MaxLength)
+		if q.Quorum {
+			// A quorum queue rejects publishes once it is over its
+			// limit, not at it: one less gives MaxLength messages.
+			args["x-max-length"] = int64(q.MaxLength - 1)
+		}
 		args["x-overflow"] = "reject-publish"
 	}
 	if q.Quorum {
@@ -369,7 +299,9 @@ func queueArgs(q Queue) (amqp.Table, error) {
 // declare runs f on the declaration channel of the consuming connection.
 // It waits for a connection bounded by ctx, retries when the connection is
 // lost mid-call, and runs record (under the same lock as topology replays)
-// when f succeeds. The declaration channel is replaced after the broker
+// when f succeeds while the caller still waits: a call whose ctx ended
+// first returns ctx's error, and is not recorded even if the broker takes
+// it later. The declaration channel is replaced after the broker
 // closes it for a refused declaration, so a refusal never poisons it.
 func (r *Rabbit) declare(ctx context.Context, op string, f func(*amqp.Channel) error, record func()) error {
 	if r.isClosed() {
@@ -391,19 +323,35 @@ func (r *Rabbit) declare(ctx context.Context, op string, f func(*amqp.Channel) e
 			<-r.decl // replaced meanwhile: start again on the new one
 			continue
 		}
+		// The call runs aside so that ctx bounds the wait; if ctx ends
+		// first, the caller is told it failed, so a declaration the broker
+		// takes later must not be remembered (and declared again after a
+		// reconnect). The lock decides which came first.
+		var mu sync.Mutex
+		finished, abandoned := false, false
 		done := make(chan error, 1)
 		r.goTracked(func() {
 			defer func() { <-r.decl }()
 			err := r.onDeclChannel(cs.conn, f)
-			if err == nil && record != nil {
+			mu.Lock()
+			if err == nil && record != nil && !abandoned {
 				record()
 			}
+			finished = true
+			mu.Unlock()
 			done <- err
 		})
 		select {
 		case err = <-done:
 		case <-ctx.Done():
-			return fmt.Errorf("bus: %s: %w", op, ctx.Err())
+			mu.Lock()
+			if !finished {
+				abandoned = true
+				mu.Unlock()
+				return fmt.Errorf("bus: %s: %w", op, ctx.Err())
+			}
+			mu.Unlock()
+			err = <-done // it finished, and is remembered: report its outcome
 		}
 		if err != nil && isConnLoss(err) && !r.isClosed() {
 			// Lost mid-call: wait for the reconnect and try again.
@@ -466,13 +414,25 @@ func (r *Rabbit) DeleteExchange(ctx context.Context, name string) error {
 	if name == "" || strings.HasPrefix(name, "amq.") {
 		return fmt.Errorf("bus: %s: %w: the default and amq.* exchanges cannot be deleted", op, ErrInvalidConfig)
 	}
-	err := r.declare(ctx, op, func(ch *amqp.Channel) error { return ch.ExchangeDelete(name, false, false) },
-		func() { r.topo.removeExchange(name) })
+	// Forgotten first: from now on no replay declares it again. Put back
+	// only if the broker refuses the deletion.
+	was := r.topo.takeExchange(name)
+	err := r.declare(ctx, op, func(ch *amqp.Channel) error { return ch.ExchangeDelete(name, false, false) }, nil)
 	if errors.Is(err, ErrNotFound) {
-		r.topo.removeExchange(name)
 		return nil
 	}
+	if refused(err) {
+		r.topo.restore(was)
+	}
 	return err
+}
+
+// refused reports whether err is the broker's refusal of an operation,
+// as opposed to success, a missing target, or a call that ended without
+// an answer (context, lost connection, Close), whose outcome is unknown.
+func refused(err error) bool {
+	return err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrDisconnected) && !errors.Is(err, ErrClosed) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // DeclareQueue declares the queue on the consuming connection and remembers
@@ -495,13 +455,20 @@ func (r *Rabbit) DeclareQueue(ctx context.Context, q Queue) (string, error) {
 	if q.Quorum && (q.Exclusive || q.AutoDelete) {
 		return "", fmt.Errorf("bus: %s: %w: a quorum queue cannot be exclusive or auto-delete", op, ErrInvalidConfig)
 	}
+	q, madeQuorum, err := r.cfg.quorumQueue(q)
+	if err != nil {
+		return "", fmt.Errorf("bus: %s: %w", op, err)
+	}
 	if _, err := queueArgs(q); err != nil {
 		return "", fmt.Errorf("bus: %s: %w", op, err)
 	}
 	q.Args = copyArgs(q.Args)
-	err := r.declare(ctx, op, func(ch *amqp.Channel) error { _, err := declareQueue(ch, q); return err },
+	err = r.declare(ctx, op, func(ch *amqp.Channel) error { _, err := declareQueue(ch, q); return err },
 		func() { r.topo.addQueue(q) })
 	if err != nil {
+		if madeQuorum && errors.Is(err, ErrPrecondition) {
+			err = quorumHint(err)
+		}
 		return "", err
 	}
 	return q.Name, nil
@@ -525,11 +492,18 @@ func (r *Rabbit) DeleteQueue(ctx context.Context, name string) error {
 	if err := checkShort("queue name", name); err != nil {
 		return fmt.Errorf("bus: %s: %w", op, err)
 	}
-	err := r.declare(ctx, op, func(ch *amqp.Channel) error { _, err := ch.QueueDelete(name, false, false, false); return err },
-		func() { r.topo.removeQueue(name) })
+	// Forgotten before the broker is asked: its consumers hear of the
+	// deletion (basic.cancel) maybe before the deletion returns here, and
+	// must find the queue no longer remembered, so that they end instead
+	// of declaring it again; no replay declares it again either. Put back
+	// only if the broker refuses the deletion.
+	was := r.topo.takeQueue(name)
+	err := r.declare(ctx, op, func(ch *amqp.Channel) error { _, err := ch.QueueDelete(name, false, false, false); return err }, nil)
 	if errors.Is(err, ErrNotFound) {
-		r.topo.removeQueue(name)
 		return nil
+	}
+	if refused(err) {
+		r.topo.restore(was)
 	}
 	return err
 }
@@ -556,11 +530,13 @@ func (r *Rabbit) Unbind(ctx context.Context, b Binding) error {
 			return fmt.Errorf("bus: %s: %w", op, err)
 		}
 	}
-	err := r.declare(ctx, op, func(ch *amqp.Channel) error { return ch.QueueUnbind(b.Queue, b.Key, b.Exchange, nil) },
-		func() { r.topo.removeBinding(b) })
+	known := r.topo.takeBinding(b)
+	err := r.declare(ctx, op, func(ch *amqp.Channel) error { return ch.QueueUnbind(b.Queue, b.Key, b.Exchange, nil) }, nil)
 	if errors.Is(err, ErrNotFound) {
-		r.topo.removeBinding(b)
 		return nil
+	}
+	if refused(err) && known {
+		r.topo.addBinding(b)
 	}
 	return err
 }

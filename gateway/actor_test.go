@@ -22,7 +22,7 @@ func TestActorFailures(t *testing.T) {
 		{"nil reply", func(context.Context, string, any) ([]byte, error) { return nil, nil }, "bad_reply"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			gw, err := gateway.New(c.actor, []gateway.RouteSet{seedMap()}, gateway.WithReadiness())
+			gw, err := gateway.New(c.actor, []gateway.RouteSet{referenceMap()}, gateway.WithReadiness())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -49,7 +49,7 @@ func TestActInput(t *testing.T) {
 		gotPattern, gotInput = pattern, input.(json.RawMessage)
 		return []byte(`{"ok":true}`), nil
 	})
-	gw, err := gateway.New(actor, []gateway.RouteSet{seedMap()})
+	gw, err := gateway.New(actor, []gateway.RouteSet{referenceMap()})
 	if err != nil {
 		t.Fatal(err)
 	}

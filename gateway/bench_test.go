@@ -50,7 +50,7 @@ func BenchmarkGateway(b *testing.B) {
 					r := testenv.Rabbit(b)
 					actor = startStack(b, r, r, nil).actor
 				}
-				gw, err := gateway.New(actor, []gateway.RouteSet{seedMap()})
+				gw, err := gateway.New(actor, []gateway.RouteSet{referenceMap()})
 				if err != nil {
 					b.Fatal(err)
 				}

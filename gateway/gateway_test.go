@@ -15,9 +15,9 @@ import (
 	"github.com/patbus/patbus/internal/testenv"
 )
 
-// The seed route map, end to end: every route, in an order that builds
+// The reference route map, end to end: every route, in an order that builds
 // on what the previous steps did, and the failures of each.
-func TestSeedMap(t *testing.T) {
+func TestReferenceMap(t *testing.T) {
 	testenv.EachBroker(t, func(t *testing.T, b bus.Broker) {
 		e := newEnv(t, b)
 		for _, c := range []struct {

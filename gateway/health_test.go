@@ -70,7 +70,7 @@ func TestReadinessOptions(t *testing.T) {
 		{"health off", []gateway.Option{gateway.WithHealthPaths("", "/readyz")}, "/healthz", 404},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			gw, err := gateway.New(actor, []gateway.RouteSet{seedMap()}, c.opts...)
+			gw, err := gateway.New(actor, []gateway.RouteSet{referenceMap()}, c.opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +83,7 @@ func TestReadinessOptions(t *testing.T) {
 	}
 	// A closed service is not ready, by its Ready method.
 	svc, ready, closeSvc := closableService(t, b)
-	gw, err := gateway.New(svc, []gateway.RouteSet{seedMap()}, gateway.WithReadiness(ready))
+	gw, err := gateway.New(svc, []gateway.RouteSet{referenceMap()}, gateway.WithReadiness(ready))
 	if err != nil {
 		t.Fatal(err)
 	}

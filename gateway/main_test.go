@@ -19,9 +19,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// seedJSON is the route map of seneca-web's REST example, on the pin
+// referenceJSON is the route map of seneca-web's REST example, on the pin
 // module:user,if:*.
-const seedJSON = `{"prefix": "/user", "pin": "module:user,if:*", "map": {
+const referenceJSON = `{"prefix": "/user", "pin": "module:user,if:*", "map": {
 	"list":   {"GET": true, "name": ""},
 	"load":   {"GET": true, "name": "", "suffix": "/:id"},
 	"edit":   {"PUT": true, "name": "", "suffix": "/:id"},
@@ -29,8 +29,8 @@ const seedJSON = `{"prefix": "/user", "pin": "module:user,if:*", "map": {
 	"delete": {"DELETE": true, "name": "", "suffix": "/:id"}
 }}`
 
-// seedMap is seedJSON written in Go.
-func seedMap() gateway.RouteSet {
+// referenceMap is referenceJSON written in Go.
+func referenceMap() gateway.RouteSet {
 	none := gateway.Named("")
 	return gateway.RouteSet{
 		Prefix: "/user",
@@ -69,7 +69,7 @@ type env struct {
 	client *http.Client
 }
 
-// newEnv starts the services on b, the gateway with the seed map (from
+// newEnv starts the services on b, the gateway with the reference route map (from
 // JSON) and the test set, and an httptest.Server; all closed in
 // t.Cleanup.
 func newEnv(t *testing.T, b bus.Broker, opts ...gateway.Option) *env {
@@ -81,7 +81,7 @@ func newEnv(t *testing.T, b bus.Broker, opts ...gateway.Option) *env {
 
 func newEnvOn(t *testing.T, st *stack, h *hooks, opts ...gateway.Option) *env {
 	t.Helper()
-	seed, err := gateway.ParseRoutes([]byte(seedJSON))
+	seed, err := gateway.ParseRoutes([]byte(referenceJSON))
 	if err != nil {
 		t.Fatal(err)
 	}

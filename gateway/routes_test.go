@@ -32,14 +32,14 @@ func routes(t *testing.T, sets []gateway.RouteSet) []string {
 	return out
 }
 
-// The seed map gives the five REST routes, from JSON as from Go.
+// The reference route map gives the five REST routes, from JSON as from Go.
 func TestSeedRoutes(t *testing.T) {
-	fromJSON, err := gateway.ParseRoutes([]byte(seedJSON))
+	fromJSON, err := gateway.ParseRoutes([]byte(referenceJSON))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(fromJSON, []gateway.RouteSet{seedMap()}) {
-		t.Errorf("JSON and Go differ:\n%+v\n%+v", fromJSON, seedMap())
+	if !reflect.DeepEqual(fromJSON, []gateway.RouteSet{referenceMap()}) {
+		t.Errorf("JSON and Go differ:\n%+v\n%+v", fromJSON, referenceMap())
 	}
 	want := []string{
 		"POST /user if:create,module:user",
@@ -170,21 +170,21 @@ func TestRouteMapErrors(t *testing.T) {
 func TestLoadRoutes(t *testing.T) {
 	dir := t.TempDir()
 	name := filepath.Join(dir, "routes.json")
-	if err := os.WriteFile(name, []byte(seedJSON), 0o600); err != nil {
+	if err := os.WriteFile(name, []byte(referenceJSON), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	sets, err := gateway.LoadRoutes(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(sets, []gateway.RouteSet{seedMap()}) {
+	if !reflect.DeepEqual(sets, []gateway.RouteSet{referenceMap()}) {
 		t.Errorf("loaded %+v", sets)
 	}
-	written, err := json.Marshal([]gateway.RouteSet{seedMap(), testSet()})
+	written, err := json.Marshal([]gateway.RouteSet{referenceMap(), testSet()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back, err := gateway.ParseRoutes(written); err != nil || !reflect.DeepEqual(back, []gateway.RouteSet{seedMap(), testSet()}) {
+	if back, err := gateway.ParseRoutes(written); err != nil || !reflect.DeepEqual(back, []gateway.RouteSet{referenceMap(), testSet()}) {
 		t.Errorf("route map written as JSON and read back: %v\n%s", err, written)
 	}
 	if _, err := gateway.LoadRoutes(filepath.Join(dir, "missing.json")); !errors.Is(err, os.ErrNotExist) {
@@ -214,7 +214,7 @@ func TestOptions(t *testing.T) {
 		{"shutdown and ready timeouts", []gateway.Option{gateway.WithShutdownTimeout(0), gateway.WithReadyTimeout(0)}, []string{"shutdown", "ready"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := gateway.New(noActor, []gateway.RouteSet{seedMap()}, c.opts...)
+			_, err := gateway.New(noActor, []gateway.RouteSet{referenceMap()}, c.opts...)
 			if !errors.Is(err, patbus.ErrInvalidConfig) {
 				t.Fatalf("error %v", err)
 			}
@@ -225,11 +225,11 @@ func TestOptions(t *testing.T) {
 			}
 		})
 	}
-	if _, err := gateway.New(nil, []gateway.RouteSet{seedMap()}); !errors.Is(err, patbus.ErrInvalidConfig) {
+	if _, err := gateway.New(nil, []gateway.RouteSet{referenceMap()}); !errors.Is(err, patbus.ErrInvalidConfig) {
 		t.Errorf("nil actor: %v", err)
 	}
 	// Zero timeouts are off, and valid.
-	if _, err := gateway.New(noActor, []gateway.RouteSet{seedMap()}, gateway.WithTimeout(0), gateway.WithWriteTimeout(0),
+	if _, err := gateway.New(noActor, []gateway.RouteSet{referenceMap()}, gateway.WithTimeout(0), gateway.WithWriteTimeout(0),
 		gateway.WithReadTimeout(0), gateway.WithReadHeaderTimeout(0), gateway.WithIdleTimeout(0), nil); err != nil {
 		t.Errorf("zero timeouts: %v", err)
 	}

@@ -29,7 +29,7 @@ type serving struct {
 
 func serve(t *testing.T, actor gateway.Actor, opts ...gateway.Option) *serving {
 	t.Helper()
-	gw, err := gateway.New(actor, []gateway.RouteSet{seedMap(), testSet()}, opts...)
+	gw, err := gateway.New(actor, []gateway.RouteSet{referenceMap(), testSet()}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestRun(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	gw, err := gateway.New(localActor(t, testenv.Memory(t), nil), []gateway.RouteSet{seedMap()}, gateway.WithAddr(addr))
+	gw, err := gateway.New(localActor(t, testenv.Memory(t), nil), []gateway.RouteSet{referenceMap()}, gateway.WithAddr(addr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestRun(t *testing.T) {
 	if err := gw.Run(context.Background()); !errors.Is(err, patbus.ErrClosed) {
 		t.Errorf("Run after the end = %v, want ErrClosed", err)
 	}
-	bad, err := gateway.New(localActor(t, testenv.Memory(t), nil), []gateway.RouteSet{seedMap()}, gateway.WithAddr("127.0.0.1:-1"))
+	bad, err := gateway.New(localActor(t, testenv.Memory(t), nil), []gateway.RouteSet{referenceMap()}, gateway.WithAddr("127.0.0.1:-1"))
 	if err != nil {
 		t.Fatal(err)
 	}

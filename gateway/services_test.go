@@ -142,7 +142,7 @@ func localActor(t testing.TB, b bus.Broker, h *hooks) gateway.Actor {
 	return svc
 }
 
-// addUserActions adds the actions of the seed route map (module:user) and
+// addUserActions adds the actions of the reference route map (module:user) and
 // the test actions (module:test).
 func addUserActions(t testing.TB, svc *services.Service, st *users, h *hooks) {
 	t.Helper()

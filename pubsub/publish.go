@@ -142,8 +142,8 @@ func (p *PubSub) PublishTopic(ctx context.Context, exchange, key string, data an
 }
 
 func (p *PubSub) publishClassic(ctx context.Context, exchange string, kind bus.ExchangeKind, key string, data any) error {
-	if len(key) > maxName {
-		return fmt.Errorf("pubsub: publish to %s: %w: routing key longer than %d bytes", exchange, ErrInvalidConfig, maxName)
+	if len(key) > bus.MaxNameLen {
+		return fmt.Errorf("pubsub: publish to %s: %w: routing key longer than %d bytes", exchange, ErrInvalidConfig, bus.MaxNameLen)
 	}
 	body, err := encode(data)
 	if err != nil {

@@ -14,9 +14,6 @@ import (
 // EventsExchange is the durable topic exchange on which Emit publishes.
 const EventsExchange = "patbus.events"
 
-// maxName is AMQP's limit on a short string (exchange, queue, routing key).
-const maxName = bus.MaxNameLen
-
 // setupTimeout bounds New's declaration of EventsExchange.
 const setupTimeout = 30 * time.Second
 
@@ -70,8 +67,8 @@ func errClosed(op string) error { return fmt.Errorf("pubsub: %s: %w", op, ErrClo
 
 // declareExchange declares a durable exchange once per PubSub.
 func (p *PubSub) declareExchange(ctx context.Context, name string, kind bus.ExchangeKind) error {
-	if name == "" || len(name) > maxName {
-		return fmt.Errorf("pubsub: %w: exchange name must be 1 to %d bytes", ErrInvalidConfig, maxName)
+	if name == "" || len(name) > bus.MaxNameLen {
+		return fmt.Errorf("pubsub: %w: exchange name must be 1 to %d bytes", ErrInvalidConfig, bus.MaxNameLen)
 	}
 	p.mu.Lock()
 	if p.closed.Load() {

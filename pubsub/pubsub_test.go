@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/testenv"
 	"github.com/patbus/patbus/internal/wire"
 	"github.com/patbus/patbus/patterns"
 	"github.com/patbus/patbus/pubsub"
@@ -470,7 +472,12 @@ func TestSubscriptionReportsItsEnd(t *testing.T) {
 		run := uniq()
 		group := "end-" + run
 		e.deleteQueues(pubsub.EventsExchange+"."+group, pubsub.EventsExchange+"."+group+".dead")
-		p := e.pubsub()
+		b := e.broker()
+		p, err := pubsub.New(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
 		nop := pubsub.HandlerFunc(func(context.Context, *pubsub.Event) error { return nil })
 		sub, err := p.Subscribe(ctx, "run:"+run, nop, pubsub.Group(group))
 		if err != nil {
@@ -480,7 +487,11 @@ func TestSubscriptionReportsItsEnd(t *testing.T) {
 		if err := sub.Err(); err != nil {
 			t.Fatalf("Err while running: %v", err)
 		}
-		if err := e.broker().DeleteQueue(ctx, sub.Queue()); err != nil {
+		// Deleted through its own broker: the program meant it, and the
+		// subscription ends. (A queue deleted by someone else is declared
+		// again by the bus and the subscription resumes:
+		// TestSubscriptionSurvivesItsQueueDeletedByOthers.)
+		if err := b.DeleteQueue(ctx, sub.Queue()); err != nil {
 			t.Fatal(err)
 		}
 		recv(t, sub.Done())
@@ -499,4 +510,48 @@ func TestSubscriptionReportsItsEnd(t *testing.T) {
 			t.Errorf("Err after Close: %v", err)
 		}
 	})
+}
+
+// A group queue deleted by someone else (an operator, another program) is
+// declared again, with its bindings, and the subscription goes on.
+func TestSubscriptionSurvivesItsQueueDeletedByOthers(t *testing.T) {
+	testenv.AMQPURL(t)
+	e := &env{t: t, name: "rabbitmq"}
+	ctx := testCtx(t)
+	run := uniq()
+	group := "survive-" + run
+	e.deleteQueues(pubsub.EventsExchange+"."+group, pubsub.EventsExchange+"."+group+".dead")
+	p := e.pubsub()
+	got := make(chan string, 10)
+	sub, err := p.Subscribe(ctx, "run:"+run, pubsub.HandlerFunc(func(ctx context.Context, ev *pubsub.Event) error {
+		got <- ev.ID
+		return nil
+	}), pubsub.Group(group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if err := e.broker().DeleteQueue(ctx, sub.Queue()); err != nil { // another connection
+		t.Fatal(err)
+	}
+	// Emit until an event arrives: the queue is back and bound.
+	deadline := time.Now().Add(wait)
+	for {
+		if err := p.Emit(ctx, "run:"+run, nil); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-got:
+			if err := sub.Err(); err != nil {
+				t.Errorf("Err after the queue came back: %v", err)
+			}
+			return
+		case <-sub.Done():
+			t.Fatalf("the subscription ended: %v", sub.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no event arrived after the queue was deleted by someone else")
+		}
+	}
 }

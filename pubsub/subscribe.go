@@ -83,15 +83,15 @@ func (p *PubSub) subscribe(ctx context.Context, src source, h Handler, opts []Op
 		problems = append(problems, fmt.Errorf("no %s", src.keysName))
 	}
 	for _, k := range src.keys {
-		if len(k) > maxName {
-			problems = append(problems, fmt.Errorf("binding key %.40q… longer than %d bytes", k, maxName))
+		if len(k) > bus.MaxNameLen {
+			problems = append(problems, fmt.Errorf("binding key %.40q… longer than %d bytes", k, bus.MaxNameLen))
 		}
 	}
-	if src.exchange == "" || len(src.exchange) > maxName {
-		problems = append(problems, fmt.Errorf("exchange name must be 1 to %d bytes", maxName))
+	if src.exchange == "" || len(src.exchange) > bus.MaxNameLen {
+		problems = append(problems, fmt.Errorf("exchange name must be 1 to %d bytes", bus.MaxNameLen))
 	}
 	queue := src.exchange + "." + cfg.group
-	if cfg.group != "" && len(queue)+len(".dead") > maxName {
+	if cfg.group != "" && len(queue)+len(".dead") > bus.MaxNameLen {
 		problems = append(problems, fmt.Errorf("group queue name %.40q… too long", queue))
 	}
 	if err := invalid(problems); err != nil {
@@ -117,7 +117,7 @@ func (p *PubSub) subscribe(ctx context.Context, src source, h Handler, opts []Op
 	} else {
 		id := wire.NewID()[:16]
 		s.queue = src.exchange + ".bcast." + id
-		if len(s.queue) > maxName {
+		if len(s.queue) > bus.MaxNameLen {
 			s.queue = "patbus.bcast." + id
 		}
 		if _, err := p.b.DeclareQueue(ctx, bus.Queue{Name: s.queue, Exclusive: true, AutoDelete: true}); err != nil {

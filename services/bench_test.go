@@ -14,7 +14,6 @@ import (
 	"github.com/patbus/patbus/internal/baseline"
 	"github.com/patbus/patbus/internal/testenv"
 	"github.com/patbus/patbus/internal/wire"
-	"github.com/patbus/patbus/rpc"
 	"github.com/patbus/patbus/services"
 )
 
@@ -45,43 +44,46 @@ func addBenchLogin(b *testing.B, s *services.Service) {
 	}
 }
 
-// BenchmarkActLocal: an act answered in-process, through the whole Act path
-// (merge, resolve, typed handler, encode, decode).
+// BenchmarkActLocal: acts answered in-process, with a typed handler.
+// "Call" is services.Call with a small struct (the typed fast path) and
+// "Act" is Act with a map (the JSON path), each by default (the handler on
+// a goroutine of its own, so that one that ignores its context cannot
+// hold its caller past the deadline) and "Inline" (WithInlineLocalActs:
+// on the caller's goroutine). The issue's goal is for one core:
+//
+//	go test -run '^$' -bench ActLocal -benchmem -cpu 1 -count 5 ./services
 func BenchmarkActLocal(b *testing.B) {
-	s := benchService(b, "bench-local")
-	addBenchLogin(b, s)
-	ctx := context.Background()
-	if err := s.Ready(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.Run("Act", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			if _, err := s.Act(ctx, "role:bench,cmd:login", benchInput); err != nil {
-				b.Fatal(err)
-			}
+	for _, mode := range []struct {
+		name string
+		opts []services.Option
+	}{{"", nil}, {"Inline", []services.Option{services.WithInlineLocalActs()}}} {
+		s := benchService(b, "bench-local"+strings.ToLower(mode.name), mode.opts...)
+		addBenchLogin(b, s)
+		ctx := context.Background()
+		if err := s.Ready(ctx); err != nil {
+			b.Fatal(err)
 		}
-	})
-	b.Run("Call", func(b *testing.B) {
-		b.ReportAllocs()
-		in := login{User: "asd", Password: "123"}
-		for i := 0; i < b.N; i++ {
-			if _, err := services.Call[result](ctx, s, "role:bench,cmd:login", in); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("Parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := s.Act(ctx, "role:bench,cmd:login", benchInput); err != nil {
-					b.Error(err)
-					return
+		b.Run("Call"+mode.name, func(b *testing.B) {
+			b.ReportAllocs()
+			in := login{User: "asd", Password: "123"}
+			for i := 0; i < b.N; i++ {
+				if _, err := services.Call[result](ctx, s, "role:bench,cmd:login", in); err != nil {
+					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "acts/s")
 		})
-	})
+		b.Run("Act"+mode.name, func(b *testing.B) {
+			b.ReportAllocs()
+			in := map[string]any{"user": "asd", "password": "123"}
+			for i := 0; i < b.N; i++ {
+				if _, err := s.Act(ctx, "role:bench,cmd:login", in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "acts/s")
+		})
+	}
 }
 
 // BenchmarkActMemoryBroker: an act through the in-memory broker (broker-only).
@@ -107,24 +109,33 @@ func BenchmarkActMemoryBroker(b *testing.B) {
 	b.ReportMetric(cps, "calls/s")
 }
 
-// BenchmarkRemote compares a remote act over RabbitMQ (caller and service on
-// their own connections) with plain amqp091-go in the same run: the RPC of
-// RabbitMQ's tutorial answering a fixed reply ("amqp091"), the same doing
-// the act's application work by hand ("amqp091-app": the caller encodes its
-// input as JSON, the server decodes the login into a struct, checks it and
-// encodes the answer, as the patbus action does), the same keeping patbus's
-// wire contract ("contract", see baseline.NewContractClient), and with a bare
-// rpc.Client calling the same service ("rpc-only": what the services layer
-// adds is the difference). Rounds alternate the contenders (300 calls one
-// after another for each, then 6,000 calls from 64 goroutines for each), so
-// that a machine whose load drifts affects all alike. Run it with
-// -benchtime 1x; it reports p50 and p99 at concurrency 1, calls/s at 64,
-// and patbus's ratios to the plain programs ("…-ratio" against "amqp091").
+// BenchmarkRemote compares a remote act over RabbitMQ (caller and service
+// on their own connections, server prefetch 64 on both sides) with plain
+// amqp091-go RPC programs in the same run:
+//
+//   - "patbus": services' default path, every act a publish on the topic
+//     exchange with its pattern's key;
+//   - "patbus-direct": services.WithDirectToQueue, straight to the queue;
+//   - "topic-app": RabbitMQ's RPC tutorial publishing through a topic
+//     exchange to a bound queue, doing the act's application work by hand
+//     (the caller encodes its input with the pattern's pairs as JSON, the
+//     server decodes the login into a struct, checks it and encodes the
+//     answer): the baseline of the default path;
+//   - "topic": the same answering a fixed reply, no application work;
+//   - "direct-app": the tutorial as it is, to the queue through the default
+//     exchange, doing the application work: the baseline of patbus-direct.
+//
+// Rounds alternate the contenders (sequential calls, then calls from 64
+// goroutines, for each in turn), so that a machine whose load drifts
+// affects all alike; each iteration is a whole comparison lasting several
+// seconds per contender. It reports p50 and p99 at 1 and at 64 callers and
+// calls/s at 64 for each, and the ratios of patbus to topic-app and of
+// patbus-direct to direct-app.
 //
 //	PATBUS_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ go test -run '^$' -bench Remote -benchtime 1x -count 3 ./services
 func BenchmarkRemote(b *testing.B) {
 	url := testenv.AMQPURL(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	dial := func() bus.Broker {
 		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -142,60 +153,49 @@ func BenchmarkRemote(b *testing.B) {
 	if err := srv.Ready(ctx); err != nil {
 		b.Fatal(err)
 	}
-	svcQueue := testAct + "." + name + "@1.0.0"
-	b.Cleanup(func() {
-		br := dial()
-		_ = br.DeleteQueue(context.Background(), svcQueue)
-	})
+	b.Cleanup(func() { _ = dial().DeleteQueue(context.Background(), testAct+"."+name+"@1.0.0") })
 	caller := benchService(b, name+"-caller", services.WithBroker(dial()))
-	if err := caller.WaitFor(ctx, "role:bench,cmd:login"); err != nil {
-		b.Fatal(err)
+	direct := benchService(b, name+"-direct", services.WithBroker(dial()), services.WithDirectToQueue())
+	for _, c := range []*services.Service{caller, direct} {
+		if err := c.WaitFor(ctx, "role:bench,cmd:login"); err != nil {
+			b.Fatal(err)
+		}
 	}
-	body := []byte(`{"user":"asd","password":"123","note":"` + strings.Repeat("x", 200) + `"}`)
+	appInput := map[string]any{"role": "bench", "cmd": "login"}
+	for k, v := range benchInput {
+		appInput[k] = v
+	}
 	reply := []byte(benchReply)
-
-	queue := "patbus.baseline." + wire.NewID()[:8]
-	bs, err := baseline.NewRPCServer(url, queue, 64, func([]byte) []byte { return reply })
-	if err != nil {
-		b.Fatal(err)
+	// The plain programs: one client, servers on queues of their own.
+	const topicEx = "patbus.bench.topic"
+	topicKey := "$$target:" + name + ".$$version:1%2E0%2E0.cmd:login.role:bench"
+	server := func(exchange, queue string, handle func([]byte) []byte) {
+		srv, err := baseline.NewRPCServerOn(url, exchange, topicKey, queue, 64, handle)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = srv.Close() })
 	}
-	defer bs.Close()
+	topicAppQ, topicQ, directAppQ := "patbus.baseline.topicapp."+wire.NewID()[:8], "patbus.baseline.topic."+wire.NewID()[:8], "patbus.baseline.app."+wire.NewID()[:8]
+	server(topicEx, topicAppQ, appLogin)
+	server(topicEx+".fixed", topicQ, func([]byte) []byte { return reply })
+	server("", directAppQ, appLogin)
 	bc, err := baseline.NewRPCClient(url)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer bc.Close()
-	// The same tutorial program doing the act's application work by hand:
-	// the caller encodes its input with the pattern's pairs, the server
-	// decodes the login, checks it and encodes the answer.
-	appQueue := "patbus.baseline.app." + wire.NewID()[:8]
-	as, err := baseline.NewRPCServer(url, appQueue, 64, appLogin)
-	if err != nil {
-		b.Fatal(err)
+	appCall := func(exchange, key string) func(ctx context.Context) error {
+		return func(ctx context.Context) error {
+			in, err := json.Marshal(appInput)
+			if err != nil {
+				return err
+			}
+			_, err = bc.Call(ctx, exchange, key, in)
+			return err
+		}
 	}
-	defer as.Close()
-	appInput := map[string]any{"role": "bench", "cmd": "login"}
-	for k, v := range benchInput {
-		appInput[k] = v
-	}
-	cqueue := "patbus.contract." + wire.NewID()[:8]
-	cs, err := baseline.NewContractServer(url, cqueue, 64, func([]byte) []byte { return reply })
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cs.Close()
-	cc, err := baseline.NewContractClient(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cc.Close()
-	rc, err := rpc.NewClient(context.Background(), dial())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rc.Close()
-	rawReq := rpc.Request{Key: svcQueue, Pattern: "cmd:login,role:bench", Body: body}
-
+	body, _ := json.Marshal(appInput)
 	contenders := []struct {
 		name string
 		call func(ctx context.Context) error
@@ -204,34 +204,25 @@ func BenchmarkRemote(b *testing.B) {
 			_, err := caller.Act(ctx, "role:bench,cmd:login", benchInput)
 			return err
 		}},
-		{"rpc-only", func(ctx context.Context) error {
-			_, err := rc.Call(ctx, rawReq)
+		{"topic-app", appCall(topicEx, topicKey)},
+		{"patbus-direct", func(ctx context.Context) error {
+			_, err := direct.Act(ctx, "role:bench,cmd:login", benchInput)
 			return err
 		}},
-		{"amqp091", func(ctx context.Context) error {
-			_, err := bc.Call(ctx, "", queue, body)
-			return err
-		}},
-		{"amqp091-app", func(ctx context.Context) error {
-			in, err := json.Marshal(appInput)
-			if err != nil {
-				return err
-			}
-			_, err = bc.Call(ctx, "", appQueue, in)
-			return err
-		}},
-		{"contract", func(ctx context.Context) error {
-			_, err := cc.Call(ctx, "", cqueue, "cmd:login,role:bench", body)
+		{"direct-app", appCall("", directAppQ)},
+		{"topic", func(ctx context.Context) error {
+			_, err := bc.Call(ctx, topicEx+".fixed", topicKey, body)
 			return err
 		}},
 	}
 	for _, c := range contenders {
 		measure(c.call, 1, 50) // warm up
 	}
-	const rounds, seqCalls, parCalls = 6, 300, 6000
+	const rounds, seqCalls, parCalls = 6, 500, 8000
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		lat := make([][]time.Duration, len(contenders))
+		lat1 := make([][]time.Duration, len(contenders))
+		lat64 := make([][]time.Duration, len(contenders))
 		rate := make([][]float64, len(contenders))
 		for r := 0; r < rounds; r++ {
 			for k, c := range contenders {
@@ -239,37 +230,45 @@ func BenchmarkRemote(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				lat[k] = append(lat[k], ds...)
+				lat1[k] = append(lat1[k], ds...)
 			}
 			for k, c := range contenders {
-				_, cps, err := measure(c.call, 64, parCalls)
+				ds, cps, err := measure(c.call, 64, parCalls)
 				if err != nil {
 					b.Fatal(err)
 				}
+				lat64[k] = append(lat64[k], ds...)
 				rate[k] = append(rate[k], cps)
 			}
 		}
-		p50 := make([]float64, len(contenders))
-		cps := make([]float64, len(contenders))
+		p50, p99, p50x, p99x, cps := make([]float64, len(contenders)), make([]float64, len(contenders)),
+			make([]float64, len(contenders)), make([]float64, len(contenders)), make([]float64, len(contenders))
 		for k, c := range contenders {
-			sort.Slice(lat[k], func(i, j int) bool { return lat[k][i] < lat[k][j] })
+			q := func(ds []time.Duration, p float64) float64 {
+				sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+				return float64(ds[int(p*float64(len(ds)-1))].Microseconds())
+			}
 			sort.Float64s(rate[k])
-			q := func(p float64) float64 { return float64(lat[k][int(p*float64(len(lat[k])-1))].Microseconds()) }
-			p50[k], cps[k] = q(0.50), rate[k][len(rate[k])/2]
+			p50[k], p99[k] = q(lat1[k], 0.50), q(lat1[k], 0.99)
+			p50x[k], p99x[k] = q(lat64[k], 0.50), q(lat64[k], 0.99)
+			cps[k] = rate[k][len(rate[k])/2]
 			b.ReportMetric(p50[k], c.name+"-p50-µs")
-			b.ReportMetric(q(0.99), c.name+"-p99-µs")
+			b.ReportMetric(p99[k], c.name+"-p99-µs")
+			b.ReportMetric(p50x[k], c.name+"-c64-p50-µs")
+			b.ReportMetric(p99x[k], c.name+"-c64-p99-µs")
 			b.ReportMetric(cps[k], c.name+"-calls/s")
 		}
-		b.ReportMetric(p50[0]/p50[2], "p50-ratio")
-		b.ReportMetric(cps[0]/cps[2], "calls/s-ratio")
-		b.ReportMetric(p50[0]/p50[3], "vs-app-p50-ratio")
-		b.ReportMetric(cps[0]/cps[3], "vs-app-calls/s-ratio")
-		b.ReportMetric(p50[0]/p50[4], "vs-contract-p50-ratio")
-		b.ReportMetric(cps[0]/cps[4], "vs-contract-calls/s-ratio")
+		for _, pair := range [][3]any{{0, 1, "topic"}, {2, 3, "direct"}} {
+			x, y, n := pair[0].(int), pair[1].(int), pair[2].(string)
+			b.ReportMetric(cps[x]/cps[y], n+"-calls/s-ratio")
+			b.ReportMetric(p50[x]/p50[y], n+"-p50-ratio")
+			b.ReportMetric(p99[x]/p99[y], n+"-p99-ratio")
+			b.ReportMetric(p50x[x]/p50x[y], n+"-c64-p50-ratio")
+			b.ReportMetric(p99x[x]/p99x[y], n+"-c64-p99-ratio")
+		}
 	}
 }
 
-// appLogin is the login action written by hand for the tutorial's server.
 func appLogin(body []byte) []byte {
 	var in login
 	if err := json.Unmarshal(body, &in); err != nil {

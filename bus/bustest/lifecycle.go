@@ -16,6 +16,7 @@ var lifecycleTests = []subtest{
 	{"DeleteExchange", testDeleteExchange},
 	{"ConsumeMissingQueue", testConsumeMissing},
 	{"Close", testClose},
+	{"InterruptedAtEnd", testInterruptedAtEnd},
 }
 
 func testDeclareIdempotent(e *env) {
@@ -184,5 +185,50 @@ func testDeleteExchange(e *env) {
 	e.marker(q)
 	if got := e.drain(sub); len(got) != 1 || got[0] != "before" {
 		e.t.Errorf("queue holds %q, want [before]", got)
+	}
+}
+
+// isClosed reports whether ch is closed (it never carries values).
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// testInterruptedAtEnd: without a fault, the channel of Interrupted stays
+// open while the consumer works, and closes when the subscription ends,
+// by Cancel or by the deletion of its queue; afterwards Interrupted
+// returns a closed channel.
+func testInterruptedAtEnd(e *env) {
+	q := e.queue(bus.Queue{Name: "interrupted"})
+	sub := e.consume(q, 10)
+	intr := sub.Interrupted()
+	if intr == nil {
+		e.t.Fatal("Interrupted returned nil")
+	}
+	e.text("", q, "one")
+	e.ack(e.recv(sub))
+	if isClosed(intr) || isClosed(sub.Interrupted()) {
+		e.t.Fatal("Interrupted closed while the consumer works")
+	}
+	if err := sub.Cancel(e.waitCtx()); err != nil {
+		e.t.Fatalf("Cancel: %v", err)
+	}
+	e.closedWithin(sub)
+	if !isClosed(intr) || !isClosed(sub.Interrupted()) {
+		e.t.Error("Interrupted not closed after Cancel")
+	}
+
+	other := e.consume(q, 10)
+	intr = other.Interrupted()
+	if err := e.b.DeleteQueue(e.ctx, q); err != nil {
+		e.t.Fatalf("DeleteQueue: %v", err)
+	}
+	e.closedWithin(other)
+	if !isClosed(intr) {
+		e.t.Error("Interrupted not closed when the queue was deleted")
 	}
 }

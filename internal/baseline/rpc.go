@@ -24,6 +24,14 @@ type RPCServer struct {
 // NewRPCServer connects to url, declares queue (auto-delete), and starts
 // answering each request with handle(body).
 func NewRPCServer(url, queue string, prefetch int, handle func([]byte) []byte) (*RPCServer, error) {
+	return NewRPCServerOn(url, "", "", queue, prefetch, handle)
+}
+
+// NewRPCServerOn is NewRPCServer with the queue also bound to the topic
+// exchange (declared durable) with key, for callers that publish there, as
+// patbus acts do: the same program a plain amqp091-go user writes to route
+// requests by a topic key.
+func NewRPCServerOn(url, exchange, key, queue string, prefetch int, handle func([]byte) []byte) (*RPCServer, error) {
 	conn, err := amqp.Dial(url)
 	if err != nil {
 		return nil, fmt.Errorf("baseline: dial: %w", err)
@@ -38,6 +46,14 @@ func NewRPCServer(url, queue string, prefetch int, handle func([]byte) []byte) (
 	}
 	if _, err := s.ch.QueueDeclare(queue, false, true, false, false, nil); err != nil {
 		return fail(err)
+	}
+	if exchange != "" {
+		if err := s.ch.ExchangeDeclare(exchange, "topic", true, false, false, false, nil); err != nil {
+			return fail(err)
+		}
+		if err := s.ch.QueueBind(queue, key, exchange, false, nil); err != nil {
+			return fail(err)
+		}
 	}
 	if err := s.ch.Qos(prefetch, 0, false); err != nil {
 		return fail(err)

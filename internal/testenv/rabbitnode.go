@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,21 +16,29 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // RabbitNode is a private RabbitMQ node that one test starts, breaks and
 // stops: its own node name, ports, data, log, config and plugin files and
 // Erlang cookie, listening on 127.0.0.1 only, so that faults never touch
-// the shared broker. It needs Debian's rabbitmq-server package.
+// the shared broker. It needs Debian's rabbitmq-server package. A node
+// started alone comes from StartRabbitNode; the nodes of a cluster from
+// StartRabbitCluster.
+//
+// The node announces its name to clients in its server properties
+// ("node"), so that a client's log can say which node it reached.
 type RabbitNode struct {
-	t       testing.TB
-	Name    string // Erlang node name, patbus-fault-<random>@localhost
-	Port    int    // AMQP port on 127.0.0.1
-	dir     string
-	pidFile string
-	server  string
-	ctl     string
-	env     []string
+	t        testing.TB
+	Name     string // Erlang node name, patbus-<kind>-<random>@localhost
+	Port     int    // AMQP port on 127.0.0.1
+	DistPort int    // Erlang distribution port on 127.0.0.1
+	dir      string
+	pidFile  string
+	server   string
+	ctl      string
+	env      []string
 }
 
 // nodeBootTimeout bounds a start or restart of the node.
@@ -70,10 +79,9 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// StartRabbitNode starts a private node and registers its stop (and the
-// removal of its files) with t.Cleanup. Without rabbitmq-server installed it
-// skips the test, or fails it where Required() is true.
-func StartRabbitNode(t testing.TB) *RabbitNode {
+// needRabbitBinaries returns the server and CLI scripts, or skips the test
+// (fails it where Required() is true) when rabbitmq-server is missing.
+func needRabbitBinaries(t testing.TB) (server, ctl string) {
 	t.Helper()
 	server, ctl, ok := rabbitBinaries()
 	if !ok {
@@ -82,61 +90,104 @@ func StartRabbitNode(t testing.TB) *RabbitNode {
 		}
 		t.Skip("testenv: rabbitmq-server not installed: fault tests need a private broker node")
 	}
-	var raw [4]byte
-	_, _ = rand.Read(raw[:])
-	id := hex.EncodeToString(raw[:])
+	return server, ctl
+}
+
+func randomHex(n int) string {
+	raw := make([]byte, n)
+	_, _ = rand.Read(raw)
+	return hex.EncodeToString(raw)
+}
+
+// StartRabbitNode starts a private node and registers its end (and the
+// removal of its files) with t.Cleanup. Without rabbitmq-server installed it
+// skips the test, or fails it where Required() is true.
+func StartRabbitNode(t testing.TB) *RabbitNode {
+	t.Helper()
+	n := newRabbitNode(t, "fault", "", 0)
+	start := time.Now()
+	n.boot()
+	t.Logf("testenv: private RabbitMQ node %s on 127.0.0.1:%d up in %v", n.Name, n.Port, time.Since(start).Round(time.Millisecond))
+	return n
+}
+
+// newRabbitNode prepares a node's files and environment, and registers its
+// end with t.Cleanup; it does not start it. An empty cookie lets the node
+// make its own (a fresh HOME gets a fresh cookie); the nodes of a cluster
+// share one. A positive tick sets the Erlang distribution's net_ticktime
+// (how soon the other nodes take a silent node for down; default 60 s).
+func newRabbitNode(t testing.TB, kind, cookie string, tick time.Duration) *RabbitNode {
+	t.Helper()
+	server, ctl := needRabbitBinaries(t)
+	id := randomHex(4)
 	dir, err := os.MkdirTemp("", "patbus-rabbit-"+id+"-")
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	n := &RabbitNode{
-		t:       t,
-		Name:    "patbus-fault-" + id + "@localhost",
-		Port:    freePort(t),
-		dir:     dir,
-		pidFile: filepath.Join(dir, "node.pid"),
-		server:  server,
-		ctl:     ctl,
+		t:        t,
+		Name:     "patbus-" + kind + "-" + id + "@localhost",
+		Port:     freePort(t),
+		DistPort: freePort(t),
+		dir:      dir,
+		pidFile:  filepath.Join(dir, "node.pid"),
+		server:   server,
+		ctl:      ctl,
 	}
-	dist := freePort(t)
+	t.Cleanup(func() {
+		n.kill()
+		_ = os.RemoveAll(dir)
+	})
 	for _, sub := range []string{"mnesia", "log", "home"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			t.Fatalf("testenv: %v", err)
 		}
 	}
+	home := filepath.Join(dir, "home")
+	if cookie != "" {
+		if err := os.WriteFile(filepath.Join(home, ".erlang.cookie"), []byte(cookie), 0o400); err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+	}
+	// No management plugin, no console log; a cluster heals a partition
+	// by pausing the minority side.
 	conf := filepath.Join(dir, "rabbitmq.conf")
-	if err := os.WriteFile(conf, []byte("log.console = false\nlog.file.level = info\n"), 0o600); err != nil {
+	confText := "log.console = false\nlog.file.level = info\ncluster_partition_handling = pause_minority\n"
+	if err := os.WriteFile(conf, []byte(confText), 0o600); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	advanced := filepath.Join(dir, "advanced.config")
+	kernel := ""
+	if tick > 0 {
+		kernel = fmt.Sprintf(", {kernel, [{net_ticktime, %d}]}", int(tick/time.Second))
+	}
+	advText := fmt.Sprintf("[{rabbit, [{server_properties, [{node, %q}]}]}%s].\n", n.Name, kernel)
+	if err := os.WriteFile(advanced, []byte(advText), 0o600); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	plugins := filepath.Join(dir, "enabled_plugins")
 	if err := os.WriteFile(plugins, []byte("[].\n"), 0o600); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	// The node shares the Erlang cookie of the shared broker's user when
-	// HOME holds one; a fresh HOME gets a fresh cookie from the server.
-	home := filepath.Join(dir, "home")
 	n.env = append(os.Environ(),
 		"RABBITMQ_NODENAME="+n.Name,
 		"RABBITMQ_NODE_IP_ADDRESS=127.0.0.1",
 		"RABBITMQ_NODE_PORT="+strconv.Itoa(n.Port),
-		"RABBITMQ_DIST_PORT="+strconv.Itoa(dist),
+		"RABBITMQ_DIST_PORT="+strconv.Itoa(n.DistPort),
 		"RABBITMQ_MNESIA_BASE="+filepath.Join(dir, "mnesia"),
 		"RABBITMQ_LOG_BASE="+filepath.Join(dir, "log"),
 		"RABBITMQ_PID_FILE="+n.pidFile,
 		"RABBITMQ_CONFIG_FILE="+conf,
-		"RABBITMQ_ADVANCED_CONFIG_FILE="+filepath.Join(dir, "advanced.config"),
+		"RABBITMQ_ADVANCED_CONFIG_FILE="+advanced,
 		"RABBITMQ_CONF_ENV_FILE="+filepath.Join(dir, "rabbitmq-env.conf"),
 		"RABBITMQ_ENABLED_PLUGINS_FILE="+plugins,
 		"RABBITMQ_ALLOW_INPUT=false",
+		// The CLI's own distribution ports: the default range holds
+		// eleven, shared by every rabbitmqctl on the machine.
+		"RABBITMQ_CTL_DIST_PORT_MIN=35672",
+		"RABBITMQ_CTL_DIST_PORT_MAX=35872",
 		"HOME="+home,
 	)
-	t.Cleanup(func() {
-		n.Stop()
-		_ = os.RemoveAll(dir)
-	})
-	start := time.Now()
-	n.boot()
-	t.Logf("testenv: private RabbitMQ node %s on 127.0.0.1:%d up in %v", n.Name, n.Port, time.Since(start).Round(time.Millisecond))
 	return n
 }
 
@@ -166,9 +217,20 @@ func (n *RabbitNode) MustCtl(args ...string) string {
 	return out
 }
 
-// boot starts the server detached and waits until the app is running.
+// boot starts the server detached and waits until it takes AMQP
+// connections.
 func (n *RabbitNode) boot() {
 	n.t.Helper()
+	if err := n.launch(); err != nil {
+		n.t.Fatal(err)
+	}
+	if err := n.awaitAMQP(nodeBootTimeout); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// launch runs rabbitmq-server -detached, which returns at once.
+func (n *RabbitNode) launch() error {
 	_ = os.Remove(n.pidFile)
 	cmd := exec.Command(n.server, "-detached")
 	cmd.Env = n.env
@@ -176,15 +238,35 @@ func (n *RabbitNode) boot() {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		n.t.Fatalf("testenv: rabbitmq-server -detached: %v\n%s", err, out.String())
+		return fmt.Errorf("testenv: rabbitmq-server -detached (%s): %v\n%s", n.Name, err, out.String())
 	}
-	secs := strconv.Itoa(int(nodeBootTimeout / time.Second))
-	if o, err := n.Ctl("wait", "--timeout", secs, n.pidFile); err != nil {
-		n.t.Fatalf("testenv: node %s did not start: %v\n%s\n%s", n.Name, err, o, n.logTail())
+	return nil
+}
+
+// awaitAMQP waits until an AMQP connection to the node succeeds. The
+// listener opens at the end of the node's boot, so this replaces
+// rabbitmqctl's wait and await_startup, which cost a CLI start (about a
+// second of CPU) each.
+func (n *RabbitNode) awaitAMQP(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		c, err := amqp.DialConfig(n.URL(), amqp.Config{
+			Heartbeat: 10 * time.Second,
+			Locale:    "en_US",
+			Dial:      amqp.DefaultDial(2 * time.Second),
+		})
+		if err == nil {
+			_ = c.Close()
+			return nil
+		}
+		last = err
+		if pid, ok := n.pid(); ok && syscall.Kill(pid, 0) != nil {
+			return fmt.Errorf("testenv: node %s died while starting: %v\n%s", n.Name, last, n.logTail())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	if o, err := n.Ctl("await_startup", "--timeout", secs); err != nil {
-		n.t.Fatalf("testenv: node %s did not start: %v\n%s\n%s", n.Name, err, o, n.logTail())
-	}
+	return fmt.Errorf("testenv: node %s did not take AMQP connections within %v: %v\n%s", n.Name, timeout, last, n.logTail())
 }
 
 // logTail returns the end of the node's log, for failure messages.
@@ -233,19 +315,27 @@ func (n *RabbitNode) StopApp() { n.t.Helper(); n.MustCtl("stop_app") }
 func (n *RabbitNode) StartApp() {
 	n.t.Helper()
 	n.MustCtl("start_app")
-	n.MustCtl("await_startup")
+	if err := n.awaitAMQP(nodeBootTimeout); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// pid reads the OS process id of the node from its pid file.
+func (n *RabbitNode) pid() (int, bool) {
+	data, err := os.ReadFile(n.pidFile)
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	return pid, err == nil && pid > 0
 }
 
 // Pid returns the OS process id of the node.
 func (n *RabbitNode) Pid() int {
 	n.t.Helper()
-	data, err := os.ReadFile(n.pidFile)
-	if err != nil {
-		n.t.Fatalf("testenv: pid file: %v", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		n.t.Fatalf("testenv: pid file %q: %v", data, err)
+	pid, ok := n.pid()
+	if !ok {
+		n.t.Fatalf("testenv: node %s: no pid file", n.Name)
 	}
 	return pid
 }
@@ -253,21 +343,29 @@ func (n *RabbitNode) Pid() int {
 // Kill9 kills the node with SIGKILL and waits until it is gone.
 func (n *RabbitNode) Kill9() {
 	n.t.Helper()
-	pid := n.Pid()
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		n.t.Fatalf("testenv: kill -9 %d: %v", pid, err)
+	if err := killAndWait(n.Pid()); err != nil {
+		n.t.Fatalf("testenv: node %s: %v", n.Name, err)
+	}
+}
+
+// killAndWait sends SIGKILL to pid and waits (up to 30 s) until it is gone.
+func killAndWait(pid int) error {
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("kill -9 %d: %v", pid, err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for syscall.Kill(pid, 0) == nil {
 		if time.Now().After(deadline) {
-			n.t.Fatalf("testenv: node process %d still alive after SIGKILL", pid)
+			return fmt.Errorf("process %d still alive after SIGKILL", pid)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
+	return nil
 }
 
 // Pause stops the node's process with SIGSTOP: it holds its sockets open
-// but answers nothing (a stalled broker). Resume undoes it.
+// but answers nothing (a stalled broker, or a node cut off by a network
+// partition). Resume undoes it.
 func (n *RabbitNode) Pause() {
 	n.t.Helper()
 	if err := syscall.Kill(n.Pid(), syscall.SIGSTOP); err != nil {
@@ -283,24 +381,35 @@ func (n *RabbitNode) Resume() {
 	}
 }
 
-// Restart starts the node again after Kill9 or Stop and waits for it.
+// Restart starts the node again after Kill9 or Stop and waits for it. A
+// cluster's node joins its cluster again by itself.
 func (n *RabbitNode) Restart() {
 	n.t.Helper()
 	n.boot()
 }
 
-// Stop stops the node; it is safe to call more than once.
+// Stop stops the node with rabbitmqctl stop (a clean shutdown); it is
+// safe to call more than once. Restart starts it again.
 func (n *RabbitNode) Stop() {
-	data, err := os.ReadFile(n.pidFile)
-	if err != nil {
+	pid, ok := n.pid()
+	if !ok {
 		return
 	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-	if pid > 0 {
-		_ = syscall.Kill(pid, syscall.SIGCONT) // in case a test paused it
+	_ = syscall.Kill(pid, syscall.SIGCONT) // in case a test paused it
+	if _, err := n.Ctl("stop", n.pidFile); err != nil {
+		_ = killAndWait(pid)
 	}
-	if _, err := n.Ctl("stop", n.pidFile); err != nil && pid > 0 {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+	_ = os.Remove(n.pidFile)
+}
+
+// kill ends the node at once (SIGCONT, then SIGKILL), for cleanup: its
+// files are deleted next, so a clean shutdown would only cost time.
+func (n *RabbitNode) kill() {
+	pid, ok := n.pid()
+	if !ok {
+		return
 	}
+	_ = syscall.Kill(pid, syscall.SIGCONT)
+	_ = killAndWait(pid)
 	_ = os.Remove(n.pidFile)
 }

@@ -8,8 +8,10 @@
 // subtests "memory" and "rabbitmq", and DeleteQueues removes durable queues
 // at the end of a test. Output runs an example's run function (see
 // internal/exampleapp) and SameLines compares output written by several
-// goroutines. RabbitNode starts a private RabbitMQ node for tests that break
-// the broker.
+// goroutines. StartRabbitNode starts a private RabbitMQ node for tests that
+// break the broker, StartRabbitCluster a cluster of them (joined with
+// rabbitmqctl join_cluster, no Docker) whose nodes a test kills, restarts,
+// pauses and resumes, and whose quorum queues' leaders it finds.
 //
 // # Services
 //
