@@ -3,9 +3,10 @@
 # (scripts/services.sh: RabbitMQ, Redis, a Consul dev agent, MongoDB when
 # scripts/mongodb.sh exists), checks gofmt and go vet in every module, then
 # runs the library's tests and the integration module's tests against them,
-# with the race detector. In CI (CI=true), and here through
+# with the race detector, then those of the reference system
+# (examples/system). In CI (CI=true), and here through
 # PATBUS_REQUIRE_SERVICES, an integration test that cannot reach its
-# service fails instead of skipping. Arguments go to both go test runs.
+# service fails instead of skipping. Arguments go to every go test run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,3 +40,8 @@ go test -race -p 1 -timeout 40m -count=1 ./... "$@"
 
 echo "== go test -race (integration)"
 (cd integration && go test -race -p 1 -timeout 20m -count=1 ./... "$@")
+
+# The reference system (its own module; gofmt and go vet ran above): on
+# RabbitMQ, the MongoDB of scripts/services.sh, docker-compose and nginx.
+echo "== go test -race (examples/system)"
+(cd examples/system && go test -race -count=1 -timeout 20m ./... "$@")

@@ -60,8 +60,13 @@ func TestUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{nil, 2, "usage: system <command>"},
-		{[]string{"help"}, 0, "mongodb"},
+		{[]string{"help"}, 0, "usage: system [flags]"},
+		{[]string{"-h"}, 0, "-demo"},
+		{[]string{"user", "-h"}, 0, "MONGODB_URI"},
+		{[]string{"gateway", "-h"}, 0, "examples:"},
+		{[]string{"-namespace", "a b"}, 2, "may hold only"},
+		{[]string{"user", "-log-level", "loud"}, 2, "not a level"},
+		{[]string{"probe"}, 2, "give one URL"},
 		{[]string{"nosuch"}, 2, `unknown command "nosuch"`},
 		{[]string{"mongodb", "-nosuch"}, 2, "flag provided but not defined"},
 		{[]string{"mongodb", "extra"}, 2, "unexpected arguments"},

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/patbus/patbus/store"
@@ -15,7 +14,7 @@ import (
 // whether it is there and fails when no answer comes within -timeout.
 func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ping", flag.ContinueOnError)
-	uri := fs.String("uri", os.Getenv("MONGODB_URI"), "MongoDB connection `string` (default $MONGODB_URI)")
+	uri := fs.String("uri", getenv(envMongoDBURI), "MongoDB connection `string` (default $MONGODB_URI)")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the answer")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err

@@ -1,0 +1,28 @@
+// Package account is the account service of the reference system: it
+// answers getUserById, as RabbitMQ's RPC tutorial answers on a queue
+// (examples/rpcaccount), from the users the user module keeps in MongoDB.
+//
+// # The RPC
+//
+// A request is a JSON object naming the method and the user's id:
+//
+//	{"method":"getUserById","uid":"65f1c0ffee0123456789abcd"}
+//
+// ("method" may be left out; getUserById is the only one). The answer has
+// the shape of examples/rpcaccount's:
+//
+//	{"state":1000,"msg":"ok","data":{"uid":"65f1…","name":"甲","created":"…"}}
+//	{"state":2000,"msg":"user not found","data":null}
+//
+// StateNotFound (2000) also answers an id that is not an id, a request
+// that is not JSON and an unknown method, each with its own msg. A store
+// that fails is an error, which the caller receives as a *patbus.Error.
+//
+// # Where it answers
+//
+// On the plain queue Queue ("account.rpc"), through the default exchange,
+// for clients of RabbitMQ's tutorial in any language (publish the request
+// with a reply-to queue and a correlation id; WIRE.md), and as the action
+// role:account,cmd:getUserById (Pattern) of a patbus service, for patbus
+// callers, which learn it from the catalog.
+package account

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/patbus/patbus/internal/testenv"
+)
+
+// The gateway and the user service in processes of their own, on
+// RabbitMQ: the user service is killed while requests are in flight, and
+// every request is answered (200 before, 504 or 503 after) within the
+// gateway's deadline, none hangs; started again, it serves again.
+func TestKilledUserService(t *testing.T) {
+	s := testSettings(t, testenv.AMQPURL(t))
+	common := []string{"-amqp", s.amqp, "-namespace", s.namespace, "-log-level", "warn"}
+	userArgs := append([]string{"user", "-mongodb", s.mongoURI, "-database", s.database, "-bcrypt-cost", "4"}, common...)
+	const timeout = 2 * time.Second
+
+	start := time.Now()
+	userProc := startChild(t, userArgs...)
+	userProc.waitLine(t, "user service", time.Minute)
+	gw := startChild(t, append([]string{"gateway", "-addr", "127.0.0.1:0", "-timeout", timeout.String()}, common...)...)
+	line := gw.waitLine(t, "gateway listening on ", time.Minute)
+	base := strings.Fields(strings.TrimPrefix(line, "gateway listening on "))[0]
+
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer c.CloseIdleConnections()
+	id := waitServing(t, c, base, 30*time.Second)
+	t.Logf("serving after %v", time.Since(start))
+
+	// 32 clients load the user in a loop; the user service dies under
+	// them.
+	type answer struct {
+		status int
+		took   time.Duration
+		err    error
+		after  bool // sent after the kill
+	}
+	var (
+		mu      sync.Mutex
+		answers []answer
+		killed  atomic.Bool
+		stop    atomic.Bool
+		wg      sync.WaitGroup
+		ok      atomic.Int64
+	)
+	for g := 0; g < 32; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				after := killed.Load()
+				t0 := time.Now()
+				res, err := c.Get(base + "/user/" + id)
+				a := answer{took: time.Since(t0), err: err, after: after}
+				if err == nil {
+					a.status = res.StatusCode
+					readAll(res)
+					if a.status == 200 {
+						ok.Add(1)
+					}
+				}
+				mu.Lock()
+				answers = append(answers, a)
+				mu.Unlock()
+			}
+		}()
+	}
+	waitUntil(t, 30*time.Second, "200 answers before the kill", func() bool { return ok.Load() >= 100 })
+	killed.Store(true)
+	if err := userProc.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-userProc.done
+	// Long enough for every client to meet the dead service more than once.
+	deadline := time.Now().Add(3 * timeout)
+	waitUntil(t, time.Minute, "answers after the kill", func() bool { return time.Now().After(deadline) })
+	stop.Store(true)
+	wg.Wait()
+
+	var before, failed int
+	byStatus := map[int]int{}
+	for _, a := range answers {
+		switch {
+		case a.err != nil:
+			t.Errorf("a request got no answer (it took %v): %v", a.took, a.err)
+		case a.took > timeout+2*time.Second:
+			t.Errorf("a request took %v to be answered %d, past the deadline of %v", a.took, a.status, timeout)
+		case a.status != 200 && a.status != 503 && a.status != 504:
+			t.Errorf("a request was answered %d", a.status)
+		}
+		if !a.after {
+			before++
+		} else if a.status != 200 {
+			failed++
+		}
+		byStatus[a.status]++
+	}
+	t.Logf("%d requests, %d sent before the kill; answers by status: %v", len(answers), before, byStatus)
+	if failed == 0 {
+		t.Fatal("no request sent after the kill failed: was the service killed?")
+	}
+
+	// Started again, the user service serves again.
+	t0 := time.Now()
+	startChild(t, userArgs...).waitLine(t, "user service", time.Minute)
+	t.Logf("restarted in %v", time.Since(t0))
+	waitServing(t, c, base, 30*time.Second)
+	t.Logf("serving again after %v", time.Since(t0))
+	for i := 0; i < 20; i++ {
+		if status, _, body := do(t, c, "GET", base+"/user/"+id, ""); status != 200 {
+			t.Fatalf("after the restart: %d %s", status, body)
+		}
+	}
+	if t.Failed() {
+		t.Logf("gateway output:\n%s", gw.output())
+	}
+}
+
+// waitServing waits until GET /user answers 200 and returns the id of
+// the first user.
+func waitServing(t *testing.T, c *http.Client, base string, within time.Duration) string {
+	t.Helper()
+	var last string
+	var id string
+	waitUntil(t, within, "GET /user to answer 200", func() bool {
+		status, _, body := do(t, c, "GET", base+"/user", "")
+		last = fmt.Sprint(status, " ", body)
+		if status != 200 {
+			return false
+		}
+		i := strings.Index(body, `"id":"`)
+		if i < 0 {
+			return false
+		}
+		id = body[i+6 : i+30]
+		return true
+	})
+	if id == "" {
+		t.Fatalf("no user: %s", last)
+	}
+	return id
+}
+
+// waitUntil polls cond until it holds, failing the test after within.
+func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The whole system as the command runs it: it serves until SIGTERM, then
+// drains and exits 0.
+func TestWholeSystemStopsOnSIGTERM(t *testing.T) {
+	p := startChild(t, "-addr", "127.0.0.1:0", "-amqp", "", "-mongodb", "", "-bcrypt-cost", "4", "-log-level", "warn")
+	line := p.waitLine(t, "gateway listening on ", time.Minute)
+	base := strings.TrimPrefix(line, "gateway listening on ")
+	p.waitLine(t, "Ctrl-C stops it.", 10*time.Second)
+	c := &http.Client{Timeout: 30 * time.Second}
+	defer c.CloseIdleConnections()
+	if status, _, body := do(t, c, "GET", base+"/user", ""); status != 200 || !strings.Contains(body, `"name":"丙"`) {
+		t.Fatalf("GET /user: %d %s", status, body)
+	}
+	stopAndWait(t, p)
+}
+
+// Each part as its own process, with its health endpoint: /readyz
+// answers 200 (system probe succeeds), and SIGTERM drains it.
+func TestPartsServeHealth(t *testing.T) {
+	for _, part := range []string{"user", "account", "config"} {
+		t.Run(part, func(t *testing.T) {
+			args := []string{part, "-amqp", "", "-health", "127.0.0.1:0", "-log-level", "warn"}
+			if part != "config" {
+				args = append(args, "-mongodb", "") // an embedded FerretDB of its own
+			}
+			if part == "user" {
+				args = append(args, "-bcrypt-cost", "4")
+			}
+			p := startChild(t, args...)
+			line := p.waitLine(t, "health on http://", time.Minute)
+			url := strings.Fields(strings.TrimPrefix(line, "health on "))[0]
+			p.waitLine(t, "serving on the in-memory broker", 30*time.Second)
+			var out strings.Builder
+			for _, u := range []string{url, strings.Replace(url, "/healthz", "/readyz", 1)} {
+				if code := run(t.Context(), []string{"probe", u}, &out, &out); code != 0 {
+					t.Fatalf("system probe %s exited %d: %s\n%s", u, code, out.String(), p.output())
+				}
+			}
+			stopAndWait(t, p)
+			if code := run(t.Context(), []string{"probe", "-timeout", "500ms", url}, &out, &out); code != 1 {
+				t.Fatalf("system probe of a stopped part exited %d, want 1", code)
+			}
+		})
+	}
+}
+
+// stopAndWait sends SIGTERM to the process and waits until it exits,
+// which it must do with status 0 within 20 seconds.
+func stopAndWait(t *testing.T, p *child) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the process did not exit within 20s of SIGTERM:\n%s", p.output())
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("the process exited %d after SIGTERM:\n%s", code, p.output())
+	}
+}
