@@ -59,6 +59,7 @@ func benchmarkLoadUser(b *testing.B, amqp string) {
 	for _, clients := range []int{1, 64} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * clients, MaxIdleConns: 2 * clients}}
+			defer c.CloseIdleConnections() // no keep-alive goroutine outlives the test
 			defer c.CloseIdleConnections()
 			gwURL, plainURL := base+"/user/"+u.ID, plain.URL+"/user/"+u.ID
 			for _, url := range []string{gwURL, plainURL} { // warm up

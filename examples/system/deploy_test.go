@@ -367,6 +367,7 @@ func TestNginxConfig(t *testing.T) {
 	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	c := &http.Client{Timeout: 20 * time.Second}
+	defer c.CloseIdleConnections() // no keep-alive goroutine outlives the test
 	defer c.CloseIdleConnections()
 	waitUntil(t, 30*time.Second, "nginx to answer", func() bool {
 		select {

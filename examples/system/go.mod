@@ -7,6 +7,7 @@ replace github.com/patbus/patbus => ../..
 require (
 	github.com/FerretDB/FerretDB v1.24.2
 	github.com/patbus/patbus v0.0.0-00010101000000-000000000000
+	go.uber.org/goleak v1.3.0
 	golang.org/x/crypto v0.57.0
 	gopkg.in/yaml.v3 v3.0.1
 )

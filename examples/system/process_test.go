@@ -31,6 +31,7 @@ func TestKilledUserService(t *testing.T) {
 	base := strings.Fields(strings.TrimPrefix(line, "gateway listening on "))[0]
 
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer c.CloseIdleConnections() // no keep-alive goroutine outlives the test
 	defer c.CloseIdleConnections()
 	id := waitServing(t, c, base, 30*time.Second)
 	t.Logf("serving after %v", time.Since(start))
@@ -169,6 +170,7 @@ func TestWholeSystemStopsOnSIGTERM(t *testing.T) {
 	base := strings.TrimPrefix(line, "gateway listening on ")
 	p.waitLine(t, "Ctrl-C stops it.", 10*time.Second)
 	c := &http.Client{Timeout: 30 * time.Second}
+	defer c.CloseIdleConnections() // no keep-alive goroutine outlives the test
 	defer c.CloseIdleConnections()
 	if status, _, body := do(t, c, "GET", base+"/user", ""); status != 200 || !strings.Contains(body, `"name":"丙"`) {
 		t.Fatalf("GET /user: %d %s", status, body)

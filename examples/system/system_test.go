@@ -56,6 +56,7 @@ func TestGatewayOnRabbitMQ(t *testing.T) {
 	s := testSettings(t, testenv.AMQPURL(t))
 	sys, base := startTestSystem(t, s, nil)
 	c := &http.Client{Timeout: 30 * time.Second}
+	defer c.CloseIdleConnections() // no keep-alive goroutine outlives the test
 	defer c.CloseIdleConnections()
 
 	// The sample users, in order.
@@ -193,6 +194,7 @@ func TestConcurrentCreates(t *testing.T) {
 	_, base := startTestSystem(t, s, nil)
 	const clients, n = 50, 500
 	c := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	defer c.CloseIdleConnections() // no keep-alive goroutine outlives the test
 	defer c.CloseIdleConnections()
 	var next sync.Mutex
 	i := 0
@@ -272,6 +274,7 @@ func TestMongoDBDown(t *testing.T) {
 	}
 	_, base := startTestSystem(t, s, &gatewayFlags{timeout: 30 * time.Second, maxBody: patgw.DefaultMaxBodyBytes})
 	c := &http.Client{Timeout: time.Minute}
+	defer c.CloseIdleConnections() // no keep-alive goroutine outlives the test
 	defer c.CloseIdleConnections()
 	if status, _, body := do(t, c, "GET", base+"/user", ""); status != 200 {
 		t.Fatalf("GET /user: %d %s", status, body)
