@@ -25,28 +25,27 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	done := make(chan string)
-	err = q.Start(ctx, workers.Typed(func(ctx context.Context, r resize) error {
-		if r.Width <= 0 {
-			return workers.Poison(errors.New("width must be positive")) // dead-letter now
-		}
-		done <- fmt.Sprintf("resized %s to %d", r.Image, r.Width)
-		return nil
-	}))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer q.Close()
 
 	// Enqueue returns once the broker has confirmed the item.
 	if err := q.Enqueue(ctx, resize{Image: "cat.png", Width: 128}); err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(<-done)
+
+	// Work runs the handler until its context ends, then stops gracefully.
+	wctx, stop := context.WithCancel(ctx)
+	err = q.Work(wctx, workers.Typed(func(ctx context.Context, r resize) error {
+		if r.Width <= 0 {
+			return workers.Poison(errors.New("width must be positive")) // dead-letter now
+		}
+		fmt.Printf("resized %s to %d\n", r.Image, r.Width)
+		stop()
+		return nil
+	}))
+	fmt.Println("work:", err)
 	fmt.Println(q.DeadLetterQueue(), q.RetryQueues())
 	// Output:
 	// resized cat.png to 128
+	// work: <nil>
 	// images.dead [images.retry.10ms images.retry.20ms]
 }

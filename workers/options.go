@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/patbus/patbus"
 	"github.com/patbus/patbus/internal/logx"
 )
 
@@ -42,6 +43,7 @@ type config struct {
 	publishTimeout  time.Duration
 	shutdownTimeout time.Duration
 	quorum          bool
+	middleware      []patbus.Middleware
 }
 
 func defaults() config {
@@ -101,7 +103,9 @@ func newConfig(opts []Option) (config, error) {
 	return c, nil
 }
 
-// WithLogger sets the logger; nil means discard.
+// WithLogger sets the logger; nil (and the default) means discard. The
+// worker logs panics, dead letters, items handed back and the end of its
+// consumer; at debug level every item handled and every retry.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = logx.OrDiscard(l) }
 }
@@ -112,7 +116,8 @@ func WithLogger(l *slog.Logger) Option {
 // DefaultPrefetch. Concurrency may not exceed prefetch.
 func WithPrefetch(n int) Option { return func(c *config) { c.prefetch = n } }
 
-// WithConcurrency sets how many handlers run at once.
+// WithConcurrency sets how many handlers run at once, on a pool of that
+// many goroutines (never on the broker's delivery goroutine).
 func WithConcurrency(n int) Option { return func(c *config) { c.concurrency = n } }
 
 // WithMaxAttempts sets how often an item is tried, the first attempt
@@ -135,6 +140,15 @@ func WithPublishTimeout(d time.Duration) Option { return func(c *config) { c.pub
 // WithShutdownTimeout bounds the graceful stop that Work performs when its
 // context ends. Default 30s.
 func WithShutdownTimeout(d time.Duration) Option { return func(c *config) { c.shutdownTimeout = d } }
+
+// WithMiddleware adds middleware to the worker's handler chain, the first
+// outermost, inside the engine's panic recovery and logging (package
+// patbus, Middleware): it sees every item the handler is given, with the
+// handler's context, and the error the handler returned, before the worker
+// acks, retries or dead-letters the item by it.
+func WithMiddleware(mw ...patbus.Middleware) Option {
+	return func(c *config) { c.middleware = append(c.middleware, mw...) }
+}
 
 // WithQuorum declares the work, retry and dead-letter queues as quorum
 // queues (RabbitMQ; the in-memory broker treats them as durable queues).
