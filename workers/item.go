@@ -8,15 +8,21 @@ import (
 )
 
 // Header names that workers adds to items. HeaderAttempt travels on retried
-// items; the others on dead-lettered ones (HeaderError on retried ones too).
+// items, HeaderDeliveries on items the broker delivered again; the others
+// on dead-lettered ones (HeaderError on retried ones too).
 const (
 	// HeaderAttempt is the attempt the item is on (int64, 1-based; absent
 	// means 1). On a dead-lettered item it is the number of attempts made.
 	HeaderAttempt = wire.HeaderAttempt
 	// HeaderError is the error text of the last failed attempt.
 	HeaderError = wire.HeaderError
+	// HeaderDeliveries counts how often the broker delivered the item
+	// again (int64; absent means never): after a worker crashed, lost its
+	// connection or stopped while it held the item. It bounds crash loops
+	// (WithMaxRedeliveries).
+	HeaderDeliveries = "patbus-deliveries"
 	// HeaderDeadReason says why an item was dead-lettered: "max-attempts",
-	// "poison" or "decode".
+	// "poison", "decode" or "crash-loop".
 	HeaderDeadReason = "patbus-dead-reason"
 	// HeaderQueue is the work queue a dead-lettered item came from.
 	HeaderQueue = "patbus-queue"
@@ -34,6 +40,10 @@ const (
 	// ReasonDecode: the item's body is not JSON, or its handler could
 	// not decode it (an error wrapping ErrInvalidInput).
 	ReasonDecode = "decode"
+	// ReasonCrashLoop: the broker delivered the item again more often
+	// than WithMaxRedeliveries allows; each time, its worker had stopped
+	// or crashed while it held the item.
+	ReasonCrashLoop = "crash-loop"
 )
 
 // Item is one work item as a handler and its middleware see it: the

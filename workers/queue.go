@@ -27,6 +27,7 @@ type Queue struct {
 	retryQs map[time.Duration]string
 	cfg     config
 	log     *slog.Logger
+	copies  copyHolds // items whose redelivery is being counted
 
 	mu     sync.Mutex
 	c      *engine.Consumer // the worker, once started

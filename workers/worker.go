@@ -22,8 +22,8 @@ var errNotJSON = fmt.Errorf("workers: cannot decode item: %w: body is not valid 
 // worker runs on the consumer engine that every patbus consumer runs:
 // WithConcurrency goroutines take items from the queue, at most
 // WithPrefetch unacknowledged at a time, and run each through the engine's
-// panic recovery and logging, the middleware given with WithMiddleware and
-// h; then the item is acked, retried or
+// panic recovery and logging, the crash-loop guard, the middleware given
+// with WithMiddleware and h; then the item is acked, retried or
 // dead-lettered by what they returned (see the package documentation).
 //
 // A Queue runs one worker: Start on a running Queue returns ErrRunning;
@@ -49,13 +49,16 @@ func (q *Queue) Start(ctx context.Context, h Handler) error {
 			return ErrRunning
 		}
 	}
+	mw := make([]patbus.Middleware, 0, 1+len(q.cfg.middleware))
+	mw = append(mw, q.guard)
+	mw = append(mw, q.cfg.middleware...)
 	c, err := engine.Start(ctx, q.b, engine.Config{
 		Kind:        patbus.KindWork,
 		Queue:       q.name,
 		Prefetch:    q.cfg.prefetch,
 		Concurrency: q.cfg.concurrency,
 		Handler:     checkBody(h),
-		Middleware:  q.cfg.middleware,
+		Middleware:  mw,
 		Settle:      q.settle,
 		MaxAttempts: q.cfg.maxAttempts,
 		Logger:      q.cfg.logger,
@@ -186,6 +189,8 @@ func (q *Queue) settle(ctx context.Context, d *bus.Delivery, it *Item, err error
 	switch {
 	case err == nil:
 		q.ack(d, it)
+	case errors.Is(err, errRedelivered):
+		q.redeliver(ctx, d, it)
 	case errors.Is(err, ErrInvalidInput):
 		q.deadLetter(ctx, d, it, copyHeaders(d.Headers), ReasonDecode, err)
 	case errors.Is(err, ErrPoison):

@@ -505,6 +505,7 @@ func TestInvalidConfig(t *testing.T) {
 		{"backoff max below initial", b, "q", []workers.Option{workers.WithBackoff(time.Second, time.Millisecond)}},
 		{"zero publish timeout", b, "q", []workers.Option{workers.WithPublishTimeout(0)}},
 		{"zero shutdown timeout", b, "q", []workers.Option{workers.WithShutdownTimeout(0)}},
+		{"zero redeliveries", b, "q", []workers.Option{workers.WithMaxRedeliveries(0)}},
 		{"name too long", b, strings.Repeat("q", 250), nil},
 	}
 	for _, c := range cases {
