@@ -102,5 +102,12 @@ func TestCrashLoopIsDeadLettered(t *testing.T) {
 		if n := calls.get(id); n != 0 {
 			t.Errorf("the crash-looping item ran %d more times", n)
 		}
+		st, err := q.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Ready != 0 || st.Retrying != 0 || st.Dead != 0 {
+			t.Errorf("left behind: %+v", st)
+		}
 	})
 }

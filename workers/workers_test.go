@@ -419,6 +419,15 @@ func TestShutdownTimeoutAndCloseHandBackItems(t *testing.T) {
 				if !it.Redelivered || it.Attempt != 1 || it.LastError != "" {
 					t.Errorf("handed back item: redelivered %v attempt %d last error %q, want true 1 \"\"", it.Redelivered, it.Attempt, it.LastError)
 				}
+				// No attempt used: nothing went to a retry queue or the
+				// dead letters.
+				st, err := q2.Stats(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Retrying != 0 || st.Dead != 0 {
+					t.Errorf("after the hand-back: %+v, want no retries and no dead letters", st)
+				}
 			})
 		})
 	}
