@@ -51,7 +51,7 @@ const (
 // fields that matter for work:
 //
 //   - ID is the message id Enqueue gave the item: stable across its
-//     retries and redeliveries, the key to deduplicate by;
+//     retries and redeliveries, the key to deduplicate by (Dedup);
 //   - Attempt is 1 on the first try and one more on each retry;
 //     MaxAttempts is the queue's WithMaxAttempts (when Attempt equals it,
 //     a failure dead-letters the item); LastError is the error text of

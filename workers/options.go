@@ -166,7 +166,7 @@ func WithMaxRedeliveries(n int) Option { return func(c *config) { c.maxRedeliver
 // worker's crash-loop guard (package patbus, Middleware): it sees every
 // item the handler is given, with the handler's context, and the error the
 // handler returned, before the worker acks, retries or dead-letters the
-// item by it.
+// item by it. Dedup is such a middleware.
 func WithMiddleware(mw ...patbus.Middleware) Option {
 	return func(c *config) { c.middleware = append(c.middleware, mw...) }
 }
