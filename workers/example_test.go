@@ -49,3 +49,41 @@ func Example() {
 	// work: <nil>
 	// images.dead [images.retry.10ms images.retry.20ms]
 }
+
+func ExampleQueue_Stats() {
+	ctx := context.Background()
+	b, _ := bus.NewMemory()
+	defer b.Close()
+
+	q, _ := workers.New(b, "mail", workers.WithConcurrency(1), workers.WithMaxAttempts(2),
+		workers.WithBackoff(time.Minute, time.Minute))
+	for _, to := range []string{"ann@example.com", "bob@example.com", "not an address"} {
+		_ = q.Enqueue(ctx, to)
+	}
+	st, _ := q.Stats(ctx)
+	fmt.Printf("before: ready %d, retrying %d, dead %d\n", st.Ready, st.Retrying, st.Dead)
+
+	wctx, stop := context.WithCancel(ctx)
+	handled := 0 // one handler at a time (WithConcurrency(1))
+	_ = q.Work(wctx, workers.Typed(func(ctx context.Context, to string) error {
+		if handled++; handled == 3 {
+			stop() // Work settles this item, then returns
+		}
+		switch to {
+		case "not an address":
+			return workers.Poison(errors.New("no @"))
+		case "bob@example.com":
+			return errors.New("mail server busy") // retried in a minute
+		}
+		return nil
+	}))
+	st, _ = q.Stats(ctx)
+	fmt.Printf("after: ready %d, retrying %d, dead %d\n", st.Ready, st.Retrying, st.Dead)
+	for _, r := range st.Retry {
+		fmt.Printf("%s waits %v: %d\n", r.Queue, r.Delay, r.Ready)
+	}
+	// Output:
+	// before: ready 3, retrying 0, dead 0
+	// after: ready 0, retrying 1, dead 1
+	// mail.retry.1m0s waits 1m0s: 1
+}
