@@ -11,10 +11,12 @@ import (
 // items, HeaderDeliveries on items the broker delivered again; the others
 // on dead-lettered ones (HeaderError on retried ones too).
 const (
-	// HeaderAttempt is the attempt the item is on (int64, 1-based; absent
-	// means 1). On a dead-lettered item it is the number of attempts made.
+	// HeaderAttempt, "patbus-attempt", is the attempt the item is on
+	// (int64, 1-based; absent means 1). On a dead-lettered item it is the
+	// number of attempts made.
 	HeaderAttempt = wire.HeaderAttempt
-	// HeaderError is the error text of the last failed attempt.
+	// HeaderError, "patbus-error", is the error text of the last failed
+	// attempt.
 	HeaderError = wire.HeaderError
 	// HeaderDeliveries counts how often the broker delivered the item
 	// again (int64; absent means never): after a worker crashed, lost its
