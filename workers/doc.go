@@ -16,23 +16,36 @@
 //     queues expire per-message TTLs only at the head of the queue;
 //   - Q.dead, the durable dead-letter queue.
 //
+// WithQuorum declares them as quorum queues.
+//
 // # Enqueueing
 //
 // Enqueue JSON-encodes the data and publishes it persistent and mandatory to
 // Q through the default exchange; it returns only once the broker confirmed
 // the message, so a nil error means the broker has taken responsibility for
-// it. One Enqueue after the other waits one broker round trip (and fsync)
-// per item; for throughput, call Enqueue from many goroutines, or use
-// EnqueueBatch (publishes many items, then waits for all their confirms) or
-// EnqueueAsync (returns the pending bus.Confirmation, so that the caller
-// keeps a window of unconfirmed items, as RabbitMQ's publisher-confirm
-// tutorial does).
+// it. Each item gets a fresh message id, a random UUID (Item.ID), which it
+// keeps across its retries and redeliveries, and carries the tx id of the
+// producer's context (patbus.Tx) in its traceparent. One Enqueue after the
+// other waits one broker round trip (and fsync) per item; for throughput,
+// call Enqueue from many goroutines, or use EnqueueBatch (publishes many
+// items, then waits for all their confirms) or EnqueueAsync (returns the
+// pending bus.Confirmation, so that the caller keeps a window of
+// unconfirmed items, as RabbitMQ's publisher-confirm tutorial does).
 //
 // # Working
 //
-// Start runs a handler over the queue with WithConcurrency goroutines and at
-// most WithPrefetch unacknowledged items. An item is acked after its handler
-// returns nil. When the handler fails, the item goes on like this:
+// Start (or Work) runs a handler over the queue on the consumer engine
+// that every patbus consumer runs (package patbus, Handler and
+// Middleware): WithConcurrency goroutines, at most WithPrefetch
+// unacknowledged items, each delivery read once into an Item (the
+// patbus.Message of kind work) whose tx id the handler's context carries,
+// whichever form the producer sent it in. Each item runs through this
+// chain:
+//
+//	recover → log → crash-loop guard → WithMiddleware's middleware → the handler
+//
+// An item is acked after the chain returns nil. When it fails, the item
+// goes on like this:
 //
 //   - attempts left: a copy with the attempt count raised (header
 //     HeaderAttempt) and the error text (HeaderError) is published, confirmed,
@@ -42,33 +55,63 @@
 //     to Q unchanged.
 //   - last attempt failed, or the handler returned Poison(err): a copy with
 //     HeaderError, HeaderAttempt (the attempts made) and HeaderDeadReason is
-//     published, confirmed, to Q.dead, then the original is acked.
-//   - an item whose body is not JSON, or that a Typed handler cannot decode
-//     into its type, goes straight to Q.dead (reason "decode"); the worker
-//     keeps running.
+//     published, confirmed, to Q.dead, then the original is acked (reason
+//     "max-attempts" or "poison").
+//   - an item whose body is not JSON, or that the handler cannot decode
+//     (Item.Decode, Typed: an error wrapping ErrInvalidInput), goes straight
+//     to Q.dead (reason "decode"); the worker keeps running.
+//   - the worker is closing under the handler (Close, or a Shutdown that ran
+//     out of time): the item is handed back to Q unchanged, without using an
+//     attempt, whatever the handler returned.
 //
-// A handler that panics counts as a failure. Retry(err) asks for a retry
-// explicitly; any other error retries as well.
+// A handler that panics counts as a failure (ErrPanic). Retry(err) asks for
+// a retry explicitly; any other error retries as well.
 //
-// An item that comes back after its worker stopped or lost its connection
-// (Redelivered) keeps its attempt count: attempts count handler failures,
-// not deliveries. An item that kills its process (a crash the handler's
-// recover cannot see) is therefore delivered again and again; quorum queues
-// (WithQuorum) with a delivery limit are the broker-side guard for that.
+// # Crash loops
+//
+// An item that comes back after its worker stopped, crashed or lost its
+// connection while holding it (Redelivered) keeps its attempt count:
+// attempts count handler failures, not deliveries. An item that kills its
+// process (a crash the handler's recover cannot see) would so be delivered
+// again and again, to every worker in turn. The crash-loop guard bounds
+// that by a count of its own, on every kind of queue: an item the broker
+// delivers again is not run at once; a copy with the count in
+// HeaderDeliveries raised is published, confirmed, to the back of Q, and
+// the original acked. The copy runs as a fresh delivery, marked
+// Redelivered for the handler. When the count exceeds WithMaxRedeliveries
+// (default 20), the item goes to Q.dead with reason "crash-loop" instead.
+// Items handed back by a graceful stop count too, so the limit should stay
+// well above the restarts an item may live through. Quorum queues
+// (WithQuorum) add the broker's own delivery limit as a second guard.
+//
+// # Duplicates
 //
 // Delivery is at least once: a worker that loses its connection after its
 // handler succeeded, or after a retry copy was confirmed but before the ack
-// reached the broker, sees the item again. Handlers should be idempotent
-// (Item.ID is stable across retries and redeliveries).
+// reached the broker, sees the item again (Redelivered); a producer whose
+// broker client re-sent a publish makes a second message with the same id,
+// which arrives with Redelivered false. Handlers should be idempotent, with
+// Item.ID as the key. Dedup is middleware that does it for them: given a
+// SeenStore (MemorySeen in one process, a database across processes), it
+// skips items whose id it has recorded and records an id once its handler
+// succeeded, so that failed items are still retried.
+//
+// # Statistics
+//
+// Stats reads, through the broker (bus.QueueInspector), the items ready in
+// the work queue, in each retry queue and in the dead-letter queue, and the
+// work queue's consumers: queue depth and dead letters for command lines and
+// metrics.
 //
 // # Stopping
 //
-// Shutdown stops taking items, lets the handlers finish what they hold (acks,
-// retries, dead letters included) and releases the consumer; it returns
-// ctx.Err() if ctx ends first, after cancelling the handlers' context.
-// Close stops at once: the handlers' context is cancelled and whatever is not
-// acked goes back to the queue (a handler that fails because of the
-// cancellation hands its item back without using up an attempt). Both wait
-// for the handler goroutines to return, so handlers must honour their
-// context. Neither closes the broker, which belongs to the caller.
+// Shutdown stops taking items, lets the handlers finish what they hold
+// (acks, retries, dead letters included) and releases the consumer; if ctx
+// ends first it cancels the handlers' context, waits for them, hands their
+// items back unchanged and returns ctx.Err(). Close does that at once.
+// Work runs until its context ends, then shuts down gracefully, bounded by
+// WithShutdownTimeout. Done and Err tell when and why a worker ended by
+// itself (its queue deleted, the broker closed). Shutdown, Close and Work
+// wait for the handler goroutines to return, so handlers must honour their
+// context. None of them closes the broker, which belongs to the caller.
 package workers

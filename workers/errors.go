@@ -3,30 +3,35 @@ package workers
 import (
 	"errors"
 	"fmt"
+
+	"github.com/patbus/patbus"
 )
 
 // Sentinel errors. Errors returned by this package wrap one of them (or an
-// error of package bus), so callers branch with errors.Is.
+// error of package bus), so callers branch with errors.Is. The shared ones
+// are the values of package patbus under this package's names, so that
+// errors.Is works whichever package an error came from.
 var (
 	// ErrInvalidConfig: an option or argument is invalid.
-	ErrInvalidConfig = errors.New("workers: invalid configuration")
-	// ErrClosed: the queue has been shut down or closed.
-	ErrClosed = errors.New("workers: closed")
-	// ErrRunning: Start was called on a queue whose worker already runs.
+	ErrInvalidConfig = patbus.ErrInvalidConfig
+	// ErrClosed: the Queue's worker has been shut down or closed.
+	ErrClosed = patbus.ErrClosed
+	// ErrInvalidInput: data given to Enqueue that cannot be encoded as
+	// JSON, or an item whose body is not JSON or does not decode into the
+	// type its handler asked for (Item.Decode, Typed). A handler that
+	// returns it sends the item straight to the dead-letter queue, with
+	// reason "decode".
+	ErrInvalidInput = patbus.ErrInvalidInput
+	// ErrPanic: the handler panicked; the panic was recovered and the
+	// item counts as failed.
+	ErrPanic = patbus.ErrPanic
+	// ErrRunning: Start was called on a Queue whose worker already runs.
 	ErrRunning = errors.New("workers: worker already running")
-	// ErrEncode: the data given to Enqueue cannot be encoded as JSON.
-	ErrEncode = errors.New("workers: cannot encode item")
-	// ErrDecode: an item's body is not JSON or does not fit the type the
-	// handler asked for. Handlers returning it send the item straight to the
-	// dead-letter queue.
-	ErrDecode = errors.New("workers: cannot decode item")
 	// ErrPoison: the handler declared the item poison with Poison; it goes
 	// straight to the dead-letter queue.
 	ErrPoison = errors.New("workers: poison item")
 	// ErrRetry: the handler asked for a retry with Retry.
 	ErrRetry = errors.New("workers: retry requested")
-	// ErrPanic: the handler panicked; the item counts as failed.
-	ErrPanic = errors.New("workers: handler panicked")
 )
 
 // PoisonError is what Poison returns: the handler's verdict that an item can
@@ -56,9 +61,9 @@ func (e *PoisonError) Is(target error) bool { return target == ErrPoison }
 type RetryError struct{ Err error }
 
 // Retry asks for the item to be tried again after the backoff. Any error a
-// handler returns, other than Poison or ErrDecode, does the same; Retry
-// makes the intent explicit. After the last attempt the item is
-// dead-lettered all the same.
+// handler returns, other than Poison or one wrapping ErrInvalidInput, does
+// the same; Retry makes the intent explicit. After the last attempt the
+// item is dead-lettered all the same.
 func Retry(err error) error { return &RetryError{Err: err} }
 
 // Error returns "workers: retry requested: " and the handler's error.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/patbus/patbus"
 	"github.com/patbus/patbus/internal/logx"
 )
 
@@ -26,6 +27,11 @@ const (
 	DefaultPublishTimeout = 30 * time.Second
 	// DefaultShutdownTimeout bounds the graceful stop at the end of Work.
 	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultMaxRedeliveries is how often the broker may deliver an item
+	// again (after its worker crashed or stopped while holding it) before
+	// the worker dead-letters it as a crash loop. It is the delivery limit
+	// that RabbitMQ 4 gives quorum queues by default.
+	DefaultMaxRedeliveries = 20
 )
 
 // Option configures a Queue. Options are applied by New, which validates
@@ -41,7 +47,9 @@ type config struct {
 	backoffMax      time.Duration
 	publishTimeout  time.Duration
 	shutdownTimeout time.Duration
+	maxRedeliveries int
 	quorum          bool
+	middleware      []patbus.Middleware
 }
 
 func defaults() config {
@@ -52,6 +60,7 @@ func defaults() config {
 		backoffMax:      DefaultBackoffMax,
 		publishTimeout:  DefaultPublishTimeout,
 		shutdownTimeout: DefaultShutdownTimeout,
+		maxRedeliveries: DefaultMaxRedeliveries,
 	}
 }
 
@@ -95,13 +104,18 @@ func newConfig(opts []Option) (config, error) {
 	if c.shutdownTimeout <= 0 {
 		bad("shutdown timeout %v must be positive", c.shutdownTimeout)
 	}
+	if c.maxRedeliveries < 1 {
+		bad("max redeliveries %d must be at least 1", c.maxRedeliveries)
+	}
 	if len(problems) > 0 {
 		return c, fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(problems...))
 	}
 	return c, nil
 }
 
-// WithLogger sets the logger; nil means discard.
+// WithLogger sets the logger; nil (and the default) means discard. The
+// worker logs panics, dead letters, items handed back and the end of its
+// consumer; at debug level every item handled and every retry.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = logx.OrDiscard(l) }
 }
@@ -112,7 +126,8 @@ func WithLogger(l *slog.Logger) Option {
 // DefaultPrefetch. Concurrency may not exceed prefetch.
 func WithPrefetch(n int) Option { return func(c *config) { c.prefetch = n } }
 
-// WithConcurrency sets how many handlers run at once.
+// WithConcurrency sets how many handlers run at once, on a pool of that
+// many goroutines (never on the broker's delivery goroutine).
 func WithConcurrency(n int) Option { return func(c *config) { c.concurrency = n } }
 
 // WithMaxAttempts sets how often an item is tried, the first attempt
@@ -136,10 +151,32 @@ func WithPublishTimeout(d time.Duration) Option { return func(c *config) { c.pub
 // context ends. Default 30s.
 func WithShutdownTimeout(d time.Duration) Option { return func(c *config) { c.shutdownTimeout = d } }
 
+// WithMaxRedeliveries bounds crash loops: how often the broker may deliver
+// an item again after a worker stopped, crashed or lost its connection
+// while holding it. The worker counts these redeliveries in the item's
+// header HeaderDeliveries; one more than n dead-letters the item with
+// reason "crash-loop", so its handler runs at most n+1 times without
+// returning. Redeliveries after a graceful stop that handed the item back
+// count as well, so n should stay well above the restarts an item may
+// live through. Default DefaultMaxRedeliveries (20); at least 1.
+func WithMaxRedeliveries(n int) Option { return func(c *config) { c.maxRedeliveries = n } }
+
+// WithMiddleware adds middleware to the worker's handler chain, the first
+// outermost, inside the engine's panic recovery and logging and the
+// worker's crash-loop guard (package patbus, Middleware): it sees every
+// item the handler is given, with the handler's context, and the error the
+// handler returned, before the worker acks, retries or dead-letters the
+// item by it. Dedup is such a middleware.
+func WithMiddleware(mw ...patbus.Middleware) Option {
+	return func(c *config) { c.middleware = append(c.middleware, mw...) }
+}
+
 // WithQuorum declares the work, retry and dead-letter queues as quorum
 // queues (RabbitMQ; the in-memory broker treats them as durable queues).
 // The work queue then also has a delivery limit (x-delivery-limit, the
 // larger of 20 and 4×max attempts) and dead-letters to Q.dead through the
-// broker: the guard against an item that crashes every worker that takes it.
-// A queue declared without WithQuorum cannot be declared again with it.
+// broker: a second guard against crash loops, for an item that is returned
+// again and again before a worker could count it (WithMaxRedeliveries
+// counts on every kind of queue). A queue declared without WithQuorum
+// cannot be declared again with it.
 func WithQuorum() Option { return func(c *config) { c.quorum = true } }

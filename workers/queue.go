@@ -2,23 +2,23 @@ package workers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/patbus/patbus/bus"
-	"github.com/patbus/patbus/internal/wire"
+	"github.com/patbus/patbus/internal/engine"
 )
 
 // maxQueueName is AMQP's limit on a short string such as a queue name.
 const maxQueueName = 255
 
 // Queue is a durable work queue with its retry and dead-letter queues. It
-// enqueues items and runs one worker over them (Start or Work). A Queue is
-// safe for concurrent use. It does not own the broker: Close and Shutdown
-// leave the broker open.
+// enqueues items, reports its depth (Stats) and runs one worker over them
+// (Start or Work). A Queue is safe for concurrent use. It does not own the
+// broker: Shutdown and Close leave the broker open.
 type Queue struct {
 	b       bus.Broker
 	name    string
@@ -26,16 +26,24 @@ type Queue struct {
 	delays  []time.Duration // delay before retry n+1, for the failure of attempt n (index n-1)
 	retryQs map[time.Duration]string
 	cfg     config
+	log     *slog.Logger
+	copies  copyHolds // items whose redelivery is being counted
 
 	mu     sync.Mutex
-	w      *worker
-	closed bool
+	c      *engine.Consumer // the worker, once started
+	closed bool             // Shutdown or Close was called
+	done   chan struct{}    // closed once the worker's handlers have returned
+	ended  error            // why the worker ended by itself, set before done is closed
 }
 
 // New declares the work queue named queue, its retry queues and its
 // dead-letter queue (see the package documentation) and returns the Queue.
-// The names must fit AMQP's 255 bytes. Declaring an existing queue with
-// other settings fails with an error wrapping bus.ErrPrecondition.
+// It checks every option at once (an error wrapping ErrInvalidConfig names
+// all the problems). The names must fit AMQP's 255 bytes. Declaring an
+// existing queue with other settings fails with an error wrapping
+// bus.ErrPrecondition. Several Queue values, in one process or many, may
+// stand for the same queues: each runs its own worker, and the broker
+// shares the items among them.
 func New(b bus.Broker, queue string, opts ...Option) (*Queue, error) {
 	cfg, err := newConfig(opts)
 	var problems []error
@@ -57,6 +65,8 @@ func New(b bus.Broker, queue string, opts ...Option) (*Queue, error) {
 		dead:    queue + ".dead",
 		retryQs: map[time.Duration]string{},
 		cfg:     cfg,
+		log:     cfg.logger.With("queue", queue),
+		done:    make(chan struct{}),
 	}
 	d := cfg.backoffInitial
 	for n := 1; n < cfg.maxAttempts; n++ {
@@ -166,117 +176,4 @@ func (q *Queue) Delete(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// Enqueue publishes data as a persistent JSON item on the queue and returns
-// once the broker has confirmed it: a nil error means the broker has taken
-// responsibility for the item. data is encoded with encoding/json; a []byte
-// or json.RawMessage is sent as it is and must hold valid JSON. The context's
-// tx id (wire.Tx) travels with the item; with none, a fresh one is made.
-// If ctx ends before the confirm, the error wraps bus.ErrUnconfirmed: the
-// item may still arrive. Enqueue does not depend on a running worker.
-func (q *Queue) Enqueue(ctx context.Context, data any) error {
-	c, err := q.publish(ctx, data)
-	if err != nil {
-		return err
-	}
-	if err := c.Wait(ctx); err != nil {
-		return fmt.Errorf("workers: enqueue on %s: %w", q.name, err)
-	}
-	return nil
-}
-
-// EnqueueBatch enqueues every item as Enqueue does, but publishes them all
-// before it waits for the confirms, so many are in flight at once. It
-// returns nil when every item was confirmed; otherwise errors.Join of one
-// *ItemError per item that failed (items not mentioned were confirmed). An
-// item that fails to encode is reported and the others are still sent.
-func (q *Queue) EnqueueBatch(ctx context.Context, items ...any) error {
-	confs := make([]*bus.Confirmation, len(items))
-	var errs []error
-	for i, data := range items {
-		c, err := q.publish(ctx, data)
-		if err != nil {
-			errs = append(errs, &ItemError{Index: i, Err: err})
-			if ctx.Err() != nil {
-				// Nothing further can be sent; report the rest as not sent.
-				for j := i + 1; j < len(items); j++ {
-					errs = append(errs, &ItemError{Index: j, Err: fmt.Errorf("workers: not sent: %w", ctx.Err())})
-				}
-				break
-			}
-			continue
-		}
-		confs[i] = c
-	}
-	for i, c := range confs {
-		if c == nil {
-			continue
-		}
-		if err := c.Wait(ctx); err != nil {
-			errs = append(errs, &ItemError{Index: i, Err: err})
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// EnqueueAsync publishes data as Enqueue does but does not wait for the
-// broker's confirm: it returns once the item has been handed to the broker,
-// with the Confirmation that resolves when the broker confirms it (nil), or
-// fails with an error wrapping bus.ErrNacked, bus.ErrUnroutable or
-// bus.ErrUnconfirmed. Keeping a window of confirmations outstanding, as
-// RabbitMQ's publisher-confirm tutorial does, gives the best throughput;
-// an item is only safe once its Confirmation resolved with nil.
-func (q *Queue) EnqueueAsync(ctx context.Context, data any) (*bus.Confirmation, error) {
-	return q.publish(ctx, data)
-}
-
-// publish encodes and publishes one item without waiting for the confirm.
-func (q *Queue) publish(ctx context.Context, data any) (*bus.Confirmation, error) {
-	body, err := encode(data)
-	if err != nil {
-		return nil, err
-	}
-	tx := wire.Tx(ctx)
-	if tx == "" {
-		tx = wire.NewID()
-	}
-	msg := bus.Message{
-		Headers: map[string]any{
-			wire.HeaderTx:          tx,
-			wire.HeaderTraceparent: wire.Traceparent(tx),
-		},
-		ContentType: wire.ContentTypeJSON,
-		MessageID:   wire.NewID(),
-		Persistent:  true,
-		Mandatory:   true,
-		Timestamp:   time.Now(),
-		Body:        body,
-	}
-	c, err := q.b.Publish(ctx, "", q.name, msg)
-	if err != nil {
-		return nil, fmt.Errorf("workers: enqueue on %s: %w", q.name, err)
-	}
-	return c, nil
-}
-
-// encode turns data into a JSON body.
-func encode(data any) ([]byte, error) {
-	switch v := data.(type) {
-	case json.RawMessage:
-		if !json.Valid(v) {
-			return nil, fmt.Errorf("%w: raw message is not valid JSON", ErrEncode)
-		}
-		return v, nil
-	case []byte:
-		if !json.Valid(v) {
-			return nil, fmt.Errorf("%w: []byte is not valid JSON", ErrEncode)
-		}
-		return v, nil
-	}
-	body, err := json.Marshal(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
-	}
-	return body, nil
 }

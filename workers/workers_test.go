@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/patbus/patbus"
 	"github.com/patbus/patbus/bus"
 	"github.com/patbus/patbus/internal/wire"
 	"github.com/patbus/patbus/workers"
@@ -65,14 +68,14 @@ func TestItemCarriesTxAndMetadata(t *testing.T) {
 	eachBroker(t, func(t *testing.T, b bus.Broker) {
 		ctx := testCtx(t)
 		q := newQueue(t, b)
-		if err := q.Enqueue(wire.WithTx(ctx, "tx-abc"), map[string]int{"x": 1}); err != nil {
+		if err := q.Enqueue(patbus.WithTx(ctx, "tx-abc"), map[string]int{"x": 1}); err != nil {
 			t.Fatal(err)
 		}
-		got := make(chan *workers.Item, 1)
+		got := make(chan workers.Item, 1)
 		txs := make(chan string, 1)
 		if err := q.Start(ctx, workers.HandlerFunc(func(ctx context.Context, it *workers.Item) error {
-			txs <- wire.Tx(ctx)
-			got <- it
+			txs <- patbus.Tx(ctx)
+			got <- *it
 			return nil
 		})); err != nil {
 			t.Fatal(err)
@@ -81,8 +84,12 @@ func TestItemCarriesTxAndMetadata(t *testing.T) {
 		if tx := recv(t, txs); tx != "tx-abc" {
 			t.Errorf("handler ctx tx %q, want tx-abc", tx)
 		}
-		if it.Tx != "tx-abc" || it.Attempt != 1 || it.ID == "" || it.Queue != q.Name() || it.Redelivered || it.EnqueuedAt.IsZero() {
+		if it.Tx != "tx-abc" || it.Attempt != 1 || it.MaxAttempts != workers.DefaultMaxAttempts || it.ID == "" ||
+			it.Queue != q.Name() || it.Redelivered || it.Timestamp.IsZero() || it.Kind != patbus.KindWork || it.LastError != "" {
 			t.Errorf("item %+v", it)
+		}
+		if _, err := uuid.Parse(it.ID); err != nil {
+			t.Errorf("item id %q is not a UUID: %v", it.ID, err)
 		}
 		var v map[string]int
 		if err := it.Decode(&v); err != nil || v["x"] != 1 {
@@ -275,7 +282,7 @@ func TestUndecodableItemsAreDeadLetteredAndWorkGoesOn(t *testing.T) {
 			if got := header(d, workers.HeaderDeadReason); got != workers.ReasonDecode {
 				t.Errorf("%s: reason %v", d.Body, got)
 			}
-			if got, _ := header(d, workers.HeaderError).(string); !strings.Contains(got, "cannot decode") {
+			if got, _ := header(d, workers.HeaderError).(string); !strings.Contains(got, patbus.ErrInvalidInput.Error()) {
 				t.Errorf("%s: error %q", d.Body, got)
 			}
 			if got := asInt(header(d, workers.HeaderAttempt)); got != 1 {
@@ -403,14 +410,23 @@ func TestShutdownTimeoutAndCloseHandBackItems(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got := make(chan *workers.Item, 1)
-				if err := q2.Start(ctx, workers.HandlerFunc(func(ctx context.Context, it *workers.Item) error { got <- it; return nil })); err != nil {
+				got := make(chan workers.Item, 1)
+				if err := q2.Start(ctx, workers.HandlerFunc(func(ctx context.Context, it *workers.Item) error { got <- *it; return nil })); err != nil {
 					t.Fatal(err)
 				}
 				defer q2.Close()
 				it := recv(t, got)
-				if !it.Redelivered || it.Attempt != 1 {
-					t.Errorf("handed back item: redelivered %v attempt %d, want true 1", it.Redelivered, it.Attempt)
+				if !it.Redelivered || it.Attempt != 1 || it.LastError != "" {
+					t.Errorf("handed back item: redelivered %v attempt %d last error %q, want true 1 \"\"", it.Redelivered, it.Attempt, it.LastError)
+				}
+				// No attempt used: nothing went to a retry queue or the
+				// dead letters.
+				st, err := q2.Stats(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Retrying != 0 || st.Dead != 0 {
+					t.Errorf("after the hand-back: %+v, want no retries and no dead letters", st)
 				}
 			})
 		})
@@ -458,6 +474,9 @@ func TestStartTwiceAndEnqueueToMissingQueue(t *testing.T) {
 		if err := q.Close(); err != nil {
 			t.Errorf("second Close: %v", err)
 		}
+		if err := q.Start(ctx, h); !errors.Is(err, workers.ErrClosed) {
+			t.Errorf("Start after Close: %v, want ErrClosed", err)
+		}
 		if err := q.Delete(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -466,10 +485,10 @@ func TestStartTwiceAndEnqueueToMissingQueue(t *testing.T) {
 		}
 		err := q.EnqueueBatch(ctx, 1, make(chan int))
 		var ie *workers.ItemError
-		if !errors.As(err, &ie) || !errors.Is(err, bus.ErrUnroutable) || !errors.Is(err, workers.ErrEncode) {
+		if !errors.As(err, &ie) || !errors.Is(err, bus.ErrUnroutable) || !errors.Is(err, workers.ErrInvalidInput) {
 			t.Errorf("EnqueueBatch: %v", err)
 		}
-		if err := q.Enqueue(ctx, []byte("{nope")); !errors.Is(err, workers.ErrEncode) {
+		if err := q.Enqueue(ctx, []byte("{nope")); !errors.Is(err, workers.ErrInvalidInput) || patbus.Code(err) != patbus.CodeInvalidInput {
 			t.Errorf("Enqueue invalid raw JSON: %v", err)
 		}
 	})
@@ -494,6 +513,8 @@ func TestInvalidConfig(t *testing.T) {
 		{"zero attempts", b, "q", []workers.Option{workers.WithMaxAttempts(0)}},
 		{"backoff max below initial", b, "q", []workers.Option{workers.WithBackoff(time.Second, time.Millisecond)}},
 		{"zero publish timeout", b, "q", []workers.Option{workers.WithPublishTimeout(0)}},
+		{"zero shutdown timeout", b, "q", []workers.Option{workers.WithShutdownTimeout(0)}},
+		{"zero redeliveries", b, "q", []workers.Option{workers.WithMaxRedeliveries(0)}},
 		{"name too long", b, strings.Repeat("q", 250), nil},
 	}
 	for _, c := range cases {
@@ -552,6 +573,14 @@ func TestWorkReturnsWhenItsQueueIsDeleted(t *testing.T) {
 		}
 		if err := recv(t, done); !errors.Is(err, bus.ErrNotFound) {
 			t.Errorf("Work after its queue was deleted: %v, want bus.ErrNotFound", err)
+		}
+		select {
+		case <-q.Done():
+		default:
+			t.Error("Done is not closed after the consumer ended")
+		}
+		if err := q.Err(); !errors.Is(err, bus.ErrNotFound) {
+			t.Errorf("Err after the queue was deleted: %v, want bus.ErrNotFound", err)
 		}
 	})
 }
