@@ -25,15 +25,18 @@ const MaxDedupIDLength = 512
 // count as absent, and are deleted in time: by a TTL index where the
 // server has them, or by the Dedup itself where it has not (FerretDB).
 //
-// The use is: Mark an id before processing the message; if Mark reports
-// it seen, the message is a duplicate and is acknowledged without being
+// It is a workers.SeenStore: workers.Dedup(d, log) checks an item's id
+// with Has before its handler runs and records it with Seen once the
+// handler succeeded, so that a failed item is still tried again. Used on
+// its own: Seen an id before processing the message; if Seen reports it
+// seen, the message is a duplicate and is acknowledged without being
 // processed; if processing fails and the message will be delivered again,
 // Forget the id so that the next delivery is processed.
 //
 // A Dedup is safe for concurrent use, in one process and across
-// processes sharing the collection: of concurrent Marks of one id, exactly
+// processes sharing the collection: of concurrent Seens of one id, exactly
 // one reports it unseen. (On FerretDB the takeover of an expired record is
-// a read and a write, not one step: two Marks of an id that arrive
+// a read and a write, not one step: two Seens of an id that arrive
 // together after its record expired may both report it unseen.)
 type Dedup struct {
 	db   *DB
@@ -41,7 +44,7 @@ type Dedup struct {
 	coll *mongo.Collection
 	ttl  time.Duration
 
-	// selfPrune is set when the server refused the TTL index: Mark then
+	// selfPrune is set when the server refused the TTL index: Seen then
 	// deletes expired records itself, at most once per pruneEvery.
 	selfPrune  bool
 	pruneEvery time.Duration
@@ -106,7 +109,7 @@ func NewDedup(ctx context.Context, db *DB, collection string, ttl time.Duration)
 	return d, nil
 }
 
-// TTL returns how long a Mark is remembered.
+// TTL returns how long a Seen is remembered.
 func (d *Dedup) TTL() time.Duration { return d.ttl }
 
 // checkID refuses ids a Dedup does not keep.
@@ -120,15 +123,15 @@ func (d *Dedup) checkID(op, id string) error {
 	return nil
 }
 
-// Mark records id as processed now and reports whether it had been
+// Seen records id as processed now and reports whether it had been
 // recorded before, within the time to live: seen is true for a duplicate.
 // The check and the record are one atomic step (an insert that the unique
-// _id refuses for a known id), so of concurrent Marks of one id, here or
+// _id refuses for a known id), so of concurrent Seens of one id, here or
 // in another process, exactly one reports false. An expired record is
 // taken over as if it were absent. On error nothing is known: seen is
 // false, and the id may or may not be recorded. An empty id, or one longer
 // than MaxDedupIDLength, fails with "invalid_input".
-func (d *Dedup) Mark(ctx context.Context, id string) (seen bool, err error) {
+func (d *Dedup) Seen(ctx context.Context, id string) (seen bool, err error) {
 	if err := d.checkID("mark", id); err != nil {
 		return false, err
 	}
@@ -142,7 +145,7 @@ func (d *Dedup) Mark(ctx context.Context, id string) (seen bool, err error) {
 		return false, classify(ctx, "mark", d.name, err)
 	}
 	// Recorded already: take the record over if it has expired. The
-	// filter and the update are one step, so only one Mark takes it.
+	// filter and the update are one step, so only one Seen takes it.
 	res, err := d.coll.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: id}, {Key: "at", Value: bson.D{{Key: "$lte", Value: at.Add(-d.ttl)}}}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "at", Value: at}}}})
@@ -152,11 +155,11 @@ func (d *Dedup) Mark(ctx context.Context, id string) (seen bool, err error) {
 	return res.ModifiedCount == 0, nil
 }
 
-// Seen reports whether id is recorded and has not expired, without
-// recording it. Deciding with Seen and then calling Mark is not atomic;
-// use Mark alone to decide whether to process a message.
-func (d *Dedup) Seen(ctx context.Context, id string) (bool, error) {
-	if err := d.checkID("seen", id); err != nil {
+// Has reports whether id is recorded and has not expired, without
+// recording it. Deciding with Has and then calling Seen is not atomic;
+// use Seen alone to decide whether to process a message.
+func (d *Dedup) Has(ctx context.Context, id string) (bool, error) {
+	if err := d.checkID("has", id); err != nil {
 		return false, err
 	}
 	filter := bson.D{{Key: "_id", Value: id}, {Key: "at", Value: bson.D{{Key: "$gt", Value: now().Add(-d.ttl)}}}}
@@ -167,10 +170,10 @@ func (d *Dedup) Seen(ctx context.Context, id string) (bool, error) {
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return false, nil
 	}
-	return false, classify(ctx, "seen", d.name, err)
+	return false, classify(ctx, "has", d.name, err)
 }
 
-// Forget deletes the record of id, so that the next Mark of it reports
+// Forget deletes the record of id, so that the next Seen of it reports
 // false: for a message whose processing failed and that will be
 // delivered again. Forgetting an id that is not recorded is no error.
 func (d *Dedup) Forget(ctx context.Context, id string) error {
@@ -185,7 +188,7 @@ func (d *Dedup) Forget(ctx context.Context, id string) error {
 
 // Prune deletes the records that have expired and returns how many. A
 // server with TTL indexes does this by itself about once a minute; where
-// it does not, Mark calls Prune at most once per minute (or per time to
+// it does not, Seen calls Prune at most once per minute (or per time to
 // live, if shorter). Calling it is never needed for correctness: an
 // expired record counts as absent whether it is deleted or not.
 func (d *Dedup) Prune(ctx context.Context) (int64, error) {
@@ -197,8 +200,8 @@ func (d *Dedup) Prune(ctx context.Context) (int64, error) {
 }
 
 // maybePrune prunes when the server has no TTL index and the last pruning
-// was pruneEvery ago; one Mark at a time does it, the others go on. A
-// failure is logged: the records are pruned at a later Mark.
+// was pruneEvery ago; one Seen at a time does it, the others go on. A
+// failure is logged: the records are pruned at a later Seen.
 func (d *Dedup) maybePrune(ctx context.Context, at time.Time) {
 	if !d.selfPrune {
 		return

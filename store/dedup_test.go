@@ -11,6 +11,7 @@ import (
 
 	"github.com/patbus/patbus"
 	"github.com/patbus/patbus/store"
+	"github.com/patbus/patbus/workers"
 )
 
 func newDedup(t *testing.T, ttl time.Duration) *store.Dedup {
@@ -22,24 +23,24 @@ func newDedup(t *testing.T, ttl time.Duration) *store.Dedup {
 	return d
 }
 
-func TestDedupMarkSeenForget(t *testing.T) {
+func TestDedupSeenHasForget(t *testing.T) {
 	d := newDedup(t, time.Hour)
 	ctx := ctxFor(t)
 	const id = "msg-甲-1"
 
-	if seen, err := d.Seen(ctx, id); err != nil || seen {
+	if seen, err := d.Has(ctx, id); err != nil || seen {
 		t.Fatalf("seen before mark = %v, %v; want false", seen, err)
 	}
-	if seen, err := d.Mark(ctx, id); err != nil || seen {
+	if seen, err := d.Seen(ctx, id); err != nil || seen {
 		t.Fatalf("first mark = %v, %v; want false", seen, err)
 	}
-	if seen, err := d.Mark(ctx, id); err != nil || !seen {
+	if seen, err := d.Seen(ctx, id); err != nil || !seen {
 		t.Fatalf("second mark = %v, %v; want true", seen, err)
 	}
-	if seen, err := d.Seen(ctx, id); err != nil || !seen {
+	if seen, err := d.Has(ctx, id); err != nil || !seen {
 		t.Fatalf("seen after mark = %v, %v; want true", seen, err)
 	}
-	if seen, err := d.Seen(ctx, "msg-乙-2"); err != nil || seen {
+	if seen, err := d.Has(ctx, "msg-乙-2"); err != nil || seen {
 		t.Fatalf("another id seen = %v, %v; want false", seen, err)
 	}
 
@@ -49,10 +50,10 @@ func TestDedupMarkSeenForget(t *testing.T) {
 	if err := d.Forget(ctx, id); err != nil {
 		t.Fatalf("forget twice: %v", err)
 	}
-	if seen, err := d.Seen(ctx, id); err != nil || seen {
+	if seen, err := d.Has(ctx, id); err != nil || seen {
 		t.Fatalf("seen after forget = %v, %v; want false", seen, err)
 	}
-	if seen, err := d.Mark(ctx, id); err != nil || seen {
+	if seen, err := d.Seen(ctx, id); err != nil || seen {
 		t.Fatalf("mark after forget = %v, %v; want false", seen, err)
 	}
 }
@@ -64,7 +65,7 @@ func TestDedupReopens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if seen, err := a.Mark(ctx, "m1"); err != nil || seen {
+	if seen, err := a.Seen(ctx, "m1"); err != nil || seen {
 		t.Fatalf("mark = %v, %v", seen, err)
 	}
 	// A second Dedup on the collection (another process, a restart)
@@ -73,12 +74,12 @@ func TestDedupReopens(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second NewDedup: %v", err)
 	}
-	if seen, err := b.Mark(ctx, "m1"); err != nil || !seen {
+	if seen, err := b.Seen(ctx, "m1"); err != nil || !seen {
 		t.Fatalf("mark through the second dedup = %v, %v; want true", seen, err)
 	}
 }
 
-func TestDedupConcurrentMarks(t *testing.T) {
+func TestDedupConcurrentSeens(t *testing.T) {
 	d := newDedup(t, time.Hour)
 	ctx := ctxFor(t)
 	const ids, perID = 20, 10
@@ -91,7 +92,7 @@ func TestDedupConcurrentMarks(t *testing.T) {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				seen, err := d.Mark(ctx, fmt.Sprintf("msg-%d", i))
+				seen, err := d.Seen(ctx, fmt.Sprintf("msg-%d", i))
 				if err != nil {
 					errs <- err
 					return
@@ -136,26 +137,26 @@ func TestDedupExpiry(t *testing.T) {
 	if d.TTL() != time.Second {
 		t.Fatalf("TTL = %v", d.TTL())
 	}
-	if seen, err := d.Mark(ctx, "old"); err != nil || seen {
+	if seen, err := d.Seen(ctx, "old"); err != nil || seen {
 		t.Fatalf("mark = %v, %v", seen, err)
 	}
 	waitUnseen(t, d, "old")
-	// The expired record is taken over by the next Mark, once.
-	if seen, err := d.Mark(ctx, "old"); err != nil || seen {
+	// The expired record is taken over by the next Seen, once.
+	if seen, err := d.Seen(ctx, "old"); err != nil || seen {
 		t.Fatalf("mark after expiry = %v, %v; want false", seen, err)
 	}
-	if seen, err := d.Mark(ctx, "old"); err != nil || !seen {
+	if seen, err := d.Seen(ctx, "old"); err != nil || !seen {
 		t.Fatalf("mark after the takeover = %v, %v; want true", seen, err)
 	}
 
-	// Expired records are deleted (by a TTL index, by Mark's own pruning
+	// Expired records are deleted (by a TTL index, by Seen's own pruning
 	// where the server has none, or by Prune), fresh ones kept.
-	if _, err := d.Mark(ctx, "other"); err != nil {
+	if _, err := d.Seen(ctx, "other"); err != nil {
 		t.Fatal(err)
 	}
 	waitUnseen(t, d, "old")
 	waitUnseen(t, d, "other")
-	if _, err := d.Mark(ctx, "fresh"); err != nil {
+	if _, err := d.Seen(ctx, "fresh"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.Prune(ctx); err != nil {
@@ -164,7 +165,7 @@ func TestDedupExpiry(t *testing.T) {
 	if n, err := records.Count(ctx, nil); err != nil || n != 1 {
 		t.Fatalf("after pruning %d records are kept (%v), want 1", n, err)
 	}
-	if seen, err := d.Seen(ctx, "fresh"); err != nil || !seen {
+	if seen, err := d.Has(ctx, "fresh"); err != nil || !seen {
 		t.Fatalf("fresh record after prune: seen = %v, %v", seen, err)
 	}
 }
@@ -176,7 +177,7 @@ func waitUnseen(t *testing.T, d *store.Dedup, id string) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		seen, err := d.Seen(ctxFor(t), id)
+		seen, err := d.Has(ctxFor(t), id)
 		if err != nil {
 			t.Fatalf("seen: %v", err)
 		}
@@ -194,15 +195,15 @@ func TestDedupInvalidID(t *testing.T) {
 	d := newDedup(t, time.Hour)
 	ctx := ctxFor(t)
 	for _, id := range []string{"", strings.Repeat("x", store.MaxDedupIDLength+1)} {
-		_, err := d.Mark(ctx, id)
+		_, err := d.Seen(ctx, id)
 		checkCode(t, "mark", err, patbus.CodeInvalidInput, patbus.ErrInvalidInput)
-		_, err = d.Seen(ctx, id)
+		_, err = d.Has(ctx, id)
 		checkCode(t, "seen", err, patbus.CodeInvalidInput, patbus.ErrInvalidInput)
 		err = d.Forget(ctx, id)
 		checkCode(t, "forget", err, patbus.CodeInvalidInput, patbus.ErrInvalidInput)
 	}
 	long := strings.Repeat("é", store.MaxDedupIDLength/2)
-	if seen, err := d.Mark(ctx, long); err != nil || seen {
+	if seen, err := d.Seen(ctx, long); err != nil || seen {
 		t.Fatalf("mark of a %d-byte id = %v, %v", len(long), seen, err)
 	}
 }
@@ -219,3 +220,7 @@ func TestNewDedupRefusesBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// The MongoDB record of processed ids is a workers.SeenStore: the
+// idempotency middleware of the work queues takes it as it is.
+var _ workers.SeenStore = (*store.Dedup)(nil)

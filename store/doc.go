@@ -74,8 +74,9 @@
 //
 // Dedup remembers the ids of processed messages in a collection, with a
 // time to live, and answers "seen before?" atomically with the record
-// (Dedup.Mark): the building block for work items and events that may
-// arrive twice.
+// (Dedup.Seen): the building block for work items and events that may
+// arrive twice. It is a workers.SeenStore, for the work queues'
+// idempotency middleware (workers.Dedup).
 //
 // # Servers
 //

@@ -84,7 +84,7 @@ func ExampleDedup() {
 	}
 
 	handle := func(ctx context.Context, id string, work func() error) error {
-		seen, err := processed.Mark(ctx, id)
+		seen, err := processed.Seen(ctx, id)
 		if err != nil || seen {
 			return err // a duplicate: acknowledge, do nothing
 		}
