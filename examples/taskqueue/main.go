@@ -1,4 +1,4 @@
-// Command taskqueue is the seed's second RabbitMQ demo, the task queue
+// Command taskqueue is RabbitMQ's second tutorial, the task queue
 // ("work queues"), written with patbus: a producer sends tasks whose text
 // says how long they take (one unit of work, a second by default, per '.'),
 // and two workers share them in turn. The queue is durable, the tasks are
@@ -18,19 +18,23 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/patbus/patbus/bus"
-	"github.com/patbus/patbus/internal/exampleapp"
 	"github.com/patbus/patbus/workers"
 )
 
-// Queue is the durable work queue, as in the seed.
+// Queue is the durable work queue, as in the tutorial.
 const Queue = "task_queue"
 
-// DefaultTasks are the seed's tasks.
+// DefaultTasks are the tasks the demo sends.
 var DefaultTasks = []string{
 	"First message.",
 	"Second message..",
@@ -42,7 +46,7 @@ var DefaultTasks = []string{
 func main() {
 	unit := flag.Duration("unit", time.Second, "work per '.' in a task")
 	consumers := flag.Int("workers", 2, "number of workers")
-	exampleapp.Main("taskqueue", func(ctx context.Context, b bus.Broker, out io.Writer) error {
+	start("taskqueue", func(ctx context.Context, b bus.Broker, out io.Writer) error {
 		tasks := flag.Args()
 		if len(tasks) == 0 {
 			tasks = DefaultTasks
@@ -57,7 +61,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, tasks []string, unit 
 	if consumers < 1 || unit < 0 {
 		return errors.New("need at least one worker and a unit of work of zero or more")
 	}
-	p := exampleapp.NewPrinter(out)
+	p := &printer{out: out}
 	done := make(chan struct{}, len(tasks))
 
 	// The workers: each its own consumer, one task at a time.
@@ -116,4 +120,40 @@ func work(ctx context.Context, task string, unit time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// start opens the broker (bus.Open: the in-memory broker for "") at the
+// address of -amqp (PATBUS_AMQP_URL by default) and calls run with a
+// context that SIGINT and SIGTERM cancel; it exits with status 1 if that
+// fails.
+func start(name string, run func(ctx context.Context, b bus.Broker, out io.Writer) error) {
+	amqpURL := flag.String("amqp", os.Getenv("PATBUS_AMQP_URL"), "RabbitMQ address; empty means the in-memory broker")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := func() error {
+		b, err := bus.Open(ctx, *amqpURL)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		return run(ctx, b, os.Stdout)
+	}()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
+}
+
+// printer writes whole lines from several goroutines (the workers print
+// concurrently).
+type printer struct {
+	mu  sync.Mutex
+	out io.Writer
+}
+
+func (p *printer) Printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, format+"\n", args...)
 }

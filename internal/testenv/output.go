@@ -13,7 +13,7 @@ import (
 // runTimeout bounds one run of an example in Output.
 const runTimeout = 30 * time.Second
 
-// Output calls run, an example's run function (see internal/exampleapp),
+// Output calls run, an example's run function (each example has one),
 // with b, a buffer and a context that ends after 30 seconds, logs what run
 // printed and returns it. If run fails, Output stops the test with the
 // error and the output so far.

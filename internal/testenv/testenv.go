@@ -6,9 +6,9 @@
 // It also gives tests their brokers: Memory and Rabbit open one broker that
 // the test's cleanup closes, EachBroker runs a test body on both, as the
 // subtests "memory" and "rabbitmq", and DeleteQueues removes durable queues
-// at the end of a test. Output runs an example's run function (see
-// internal/exampleapp) and SameLines compares output written by several
-// goroutines. StartRabbitNode starts a private RabbitMQ node for tests that
+// at the end of a test. Output runs an example's run function (each
+// example under examples/ has one) and SameLines compares output written
+// by several goroutines. StartRabbitNode starts a private RabbitMQ node for tests that
 // break the broker, StartRabbitCluster a cluster of them (joined with
 // rabbitmqctl join_cluster, no Docker) whose nodes a test kills, restarts,
 // pauses and resumes, and whose quorum queues' leaders it finds.
