@@ -141,6 +141,13 @@ func (a *app) replay(ctx context.Context, b bus.Broker, queue, dead, journal str
 	if err := checkQueue(ctx, b, queue, timeout); err != nil {
 		return err
 	}
+	// A replay that was killed a moment ago may still hold the queues
+	// until the broker notices: its unacknowledged items are back only
+	// once it has no consumer left there, and only then are the counts
+	// below complete.
+	if err := awaitIdle(ctx, b, dead, timeout); err != nil {
+		return err
+	}
 	dinfo, err := inspect(ctx, b, dead, timeout)
 	if err != nil {
 		return err
@@ -150,6 +157,9 @@ func (a *app) replay(ctx context.Context, b bus.Broker, queue, dead, journal str
 	cancel()
 	if err != nil {
 		return fmt.Errorf("declare the replay journal %s: %w", journal, err)
+	}
+	if err := awaitIdle(ctx, b, journal, timeout); err != nil {
+		return err
 	}
 	jinfo, err := inspect(ctx, b, journal, timeout)
 	if err != nil {
@@ -238,29 +248,56 @@ func (a *app) replay(ctx context.Context, b bus.Broker, queue, dead, journal str
 		}
 	}()
 	// The releaser: a journal copy whose original is gone is handed to
-	// the broker, which dead-letters it to the work queue.
+	// the broker, which dead-letters it to the work queue. Copies are
+	// matched to removed originals by key, not by order: the broker may
+	// enqueue copies published on different channels in another order.
 	released := 0
 	go func() {
 		defer wg.Done()
-		for key := range acked {
+		awaiting := map[string]int{}          // originals removed, copy not yet seen
+		early := map[string][]*bus.Delivery{} // copies seen, original not yet removed
+		waiting := 0
+		ackedCh := acked
+		for ackedCh != nil || waiting > 0 {
 			select {
+			case key, ok := <-ackedCh:
+				if !ok {
+					ackedCh = nil
+					continue
+				}
+				if l := early[key]; len(l) > 0 {
+					early[key] = l[1:]
+					if err := l[0].Nack(false); err != nil {
+						setErr(fmt.Errorf("releasing from the journal: %w", err))
+						return
+					}
+					released++
+					continue
+				}
+				awaiting[key]++
+				waiting++
 			case d, ok := <-jsub.Deliveries():
 				if !ok {
 					setErr(fmt.Errorf("the journal consumer stopped: %w", jsub.Err()))
 					return
 				}
-				if got := wire.String(d.Headers, headerReplayKey); got != key {
-					setErr(fmt.Errorf("the journal delivered %q where %q was expected; stopping, the next replay resumes", got, key))
-					return
+				key := wire.String(d.Headers, headerReplayKey)
+				if awaiting[key] == 0 {
+					early[key] = append(early[key], d)
+					continue
 				}
+				awaiting[key]--
+				waiting--
 				if err := d.Nack(false); err != nil {
 					setErr(fmt.Errorf("releasing from the journal: %w", err))
 					return
 				}
 				released++
 			case <-time.After(timeout):
-				setErr(fmt.Errorf("the journal did not deliver a copy within %s", timeout))
-				return
+				if ackedCh == nil {
+					setErr(fmt.Errorf("the journal did not deliver %d copies within %s", waiting, timeout))
+					return
+				}
 			}
 		}
 	}()
@@ -328,6 +365,25 @@ read:
 	mu.Lock()
 	defer mu.Unlock()
 	return firstErr
+}
+
+// awaitIdle waits, at most timeout, until queue has no consumer.
+func awaitIdle(ctx context.Context, b bus.Broker, queue string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		info, err := inspect(ctx, b, queue, timeout)
+		if err != nil || info.Consumers == 0 {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s has %d consumers (another replay, or a worker?): %w", queue, info.Consumers, bus.ErrPrecondition)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // cancelSub releases a consumer; what it holds unsettled goes back.
