@@ -66,7 +66,9 @@ func TestMain(m *testing.M) {
 //     handler (same tx), emits role:a,evt:hopped,run:<run>, and answers
 //     {"hop": <echo's reply>};
 //   - beta@1.0.0: role:b,cmd:echo answers its message; role:b,cmd:fail
-//     answers the error not_found; role:b,cmd:slow waits for its deadline.
+//     answers the error not_found; role:b,cmd:slow waits for its deadline;
+//   - gamma@1.0.0: role:g,cmd:ping, registered in Consul at
+//     PATBUS_CLI_TEST_CONSUL.
 func runTestService(name string) int {
 	ctx := context.Background()
 	b, err := bus.Open(ctx, os.Getenv("PATBUS_AMQP_URL"))
@@ -75,9 +77,13 @@ func runTestService(name string) int {
 		return 1
 	}
 	defer b.Close()
-	svc, err := services.New(name, "1.0.0", services.WithBroker(b),
+	opts := []services.Option{services.WithBroker(b),
 		services.WithExchanges(os.Getenv("PATBUS_ACT_EXCHANGE"), os.Getenv("PATBUS_REGISTRY_EXCHANGE")),
-		services.WithHeartbeat(time.Second), services.WithDrainTimeout(time.Second))
+		services.WithHeartbeat(time.Second), services.WithDrainTimeout(time.Second)}
+	if addr := os.Getenv("PATBUS_CLI_TEST_CONSUL"); addr != "" {
+		opts = append(opts, services.WithConsul(addr), services.WithHealthTTL(2*time.Second))
+	}
+	svc, err := services.New(name, "1.0.0", opts...)
 	if err != nil {
 		fmt.Println("service:", err)
 		return 1
@@ -98,6 +104,14 @@ func runTestService(name string) int {
 				return nil, err
 			}
 			return map[string]any{"hop": json.RawMessage(r.Body)}, nil
+		}))
+		if err != nil {
+			fmt.Println("service:", err)
+			return 1
+		}
+	case "gamma":
+		err = svc.Add("role:g,cmd:ping", services.HandlerFunc(func(ctx context.Context, m *services.Message) (any, error) {
+			return "pong", nil
 		}))
 		if err != nil {
 			fmt.Println("service:", err)
@@ -163,46 +177,55 @@ func startServices(t *testing.T) {
 	env := testEnv(t)
 	servicesOnce.Do(func() {
 		for _, name := range []string{"beta", "alpha"} {
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(env, "PATBUS_CLI_TEST_SERVICE="+name)
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				servicesErr = err
-				return
-			}
-			cmd.Stderr = os.Stderr
-			if err := cmd.Start(); err != nil {
-				servicesErr = err
+			var cmd *exec.Cmd
+			cmd, servicesErr = startService(env, name)
+			if servicesErr != nil {
 				return
 			}
 			stopAtExit(cmd)
-			ready := make(chan string, 1)
-			go func() {
-				sc := bufio.NewScanner(out)
-				for sc.Scan() {
-					if sc.Text() == "service: ready" {
-						ready <- ""
-					} else {
-						fmt.Fprintln(os.Stderr, name+":", sc.Text())
-					}
-				}
-				ready <- "exited"
-			}()
-			select {
-			case s := <-ready:
-				if s != "" {
-					servicesErr = fmt.Errorf("service %s %s before it was ready", name, s)
-					return
-				}
-			case <-time.After(30 * time.Second):
-				servicesErr = fmt.Errorf("service %s not ready within 30s", name)
-				return
-			}
 		}
 	})
 	if servicesErr != nil {
 		t.Fatal(servicesErr)
 	}
+}
+
+// startService starts the test service name in a process of its own and
+// waits until it serves.
+func startService(env []string, name string) (*exec.Cmd, error) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(env, "PATBUS_CLI_TEST_SERVICE="+name)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == "service: ready" {
+				ready <- ""
+			} else {
+				fmt.Fprintln(os.Stderr, name+":", sc.Text())
+			}
+		}
+		ready <- "exited"
+	}()
+	select {
+	case s := <-ready:
+		if s != "" {
+			_ = cmd.Wait()
+			return nil, fmt.Errorf("service %s %s before it was ready", name, s)
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		return nil, fmt.Errorf("service %s not ready within 30s", name)
+	}
+	return cmd, nil
 }
 
 var (
