@@ -41,8 +41,8 @@ Examples:
 
 // consulFlag registers --consul, for the commands that read health.
 func (a *app) consulFlag(fs *flag.FlagSet) {
-	a.opts.consul = a.getenv("CONSUL_HTTP_ADDR")
-	fs.StringVar(&a.opts.consul, "consul", a.opts.consul, "Consul `host:port` for health and versions (default $CONSUL_HTTP_ADDR; none: the catalog's heartbeats decide)")
+	a.consulEnv = a.getenv("CONSUL_HTTP_ADDR")
+	fs.StringVar(&a.opts.consul, "consul", "", "Consul `host:port` for health and versions (env CONSUL_HTTP_ADDR; none: the catalog's heartbeats decide)")
 }
 
 func runAct(a *app, ctx context.Context, args []string) int {

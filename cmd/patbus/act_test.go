@@ -186,3 +186,32 @@ func envValue(env []string, key string) string {
 	}
 	return v
 }
+
+// Every command's --help shows its usage with examples, exits 0, and never
+// prints the broker's password from the environment.
+func TestHelp(t *testing.T) {
+	env := append(testEnv(t), "PATBUS_AMQP_URL=amqp://guest:s3cr3t-pw@127.0.0.1:5672/")
+	for _, c := range commands() {
+		args := []string{c.name, "--help"}
+		if c.name == "dlq" {
+			args = []string{"dlq", "list", "--help"}
+		}
+		r := patbusCmd(t, env, nil, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage: patbus "+c.name) {
+			t.Errorf("%s --help: exit %d\n%s%s", c.name, r.code, r.stdout, r.stderr)
+		}
+		if c.name != "version" && !strings.Contains(r.stdout, "Examples:") {
+			t.Errorf("%s --help has no examples", c.name)
+		}
+		if strings.Contains(r.stdout+r.stderr, "s3cr3t-pw") {
+			t.Errorf("%s --help shows the password", c.name)
+		}
+	}
+	r := patbusCmd(t, env, nil, "--help")
+	if r.code != 0 || !strings.Contains(r.stdout, "Exit status:") {
+		t.Errorf("--help: %d %s", r.code, r.stdout)
+	}
+	if r := patbusCmd(t, env, nil); r.code != 2 {
+		t.Errorf("no command: exit %d, want 2", r.code)
+	}
+}

@@ -27,6 +27,8 @@ type app struct {
 	errTTY  bool // stderr is a terminal: progress bars
 	inTTY   bool // stdin is a terminal
 	colorOK bool
+	// consulEnv is CONSUL_HTTP_ADDR, for the commands that take --consul.
+	consulEnv string
 }
 
 // commonOptions are the flags every subcommand that talks to the broker
@@ -143,13 +145,12 @@ func (a *app) flagSet(c command, broker bool) *flag.FlagSet {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	if broker {
-		a.opts.amqp = a.getenv("PATBUS_AMQP_URL")
-		fs.StringVar(&a.opts.amqp, "amqp", a.opts.amqp, "RabbitMQ `URL`, several separated by commas (default $PATBUS_AMQP_URL)")
+		// Defaults from the environment are filled in after parsing, so
+		// that --help never prints them (the URL holds a password).
+		fs.StringVar(&a.opts.amqp, "amqp", "", "RabbitMQ `URL`, several separated by commas (env PATBUS_AMQP_URL)")
 		fs.DurationVar(&a.opts.timeout, "timeout", 5*time.Second, "bound on connecting and on each act")
-		a.opts.act = envOr(a.getenv, "PATBUS_ACT_EXCHANGE", "patbus.act")
-		a.opts.registry = envOr(a.getenv, "PATBUS_REGISTRY_EXCHANGE", "patbus.registry")
-		fs.StringVar(&a.opts.act, "act-exchange", a.opts.act, "the act exchange (default $PATBUS_ACT_EXCHANGE or patbus.act)")
-		fs.StringVar(&a.opts.registry, "registry-exchange", a.opts.registry, "the catalog exchange (default $PATBUS_REGISTRY_EXCHANGE or patbus.registry)")
+		fs.StringVar(&a.opts.act, "act-exchange", "", "the act `exchange` (env PATBUS_ACT_EXCHANGE; default patbus.act)")
+		fs.StringVar(&a.opts.registry, "registry-exchange", "", "the catalog `exchange` (env PATBUS_REGISTRY_EXCHANGE; default patbus.registry)")
 	}
 	fs.BoolVar(&a.opts.json, "json", false, "print JSON for scripts (one object per line where there are many)")
 	fs.BoolVar(&a.opts.noColor, "no-color", false, "never print colour (NO_COLOR in the environment does the same)")
@@ -193,6 +194,18 @@ func (a *app) parse(c command, fs *flag.FlagSet, args []string) ([]string, int, 
 		}
 		pos = append(pos, rest[0])
 		args = rest[1:]
+	}
+	if a.opts.amqp == "" {
+		a.opts.amqp = a.getenv("PATBUS_AMQP_URL")
+	}
+	if a.opts.act == "" {
+		a.opts.act = envOr(a.getenv, "PATBUS_ACT_EXCHANGE", "patbus.act")
+	}
+	if a.opts.registry == "" {
+		a.opts.registry = envOr(a.getenv, "PATBUS_REGISTRY_EXCHANGE", "patbus.registry")
+	}
+	if a.opts.consul == "" {
+		a.opts.consul = a.consulEnv
 	}
 	a.colorOK = a.outTTY && !a.opts.noColor && a.getenv("NO_COLOR") == "" && a.getenv("TERM") != "dumb"
 	return pos, 0, true
@@ -252,7 +265,7 @@ func oneLine(s string) string {
 
 func runVersion(a *app, _ context.Context, args []string) int {
 	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-		fmt.Fprintln(a.out, "patbus version\n\nPrints the module version this program was built from.")
+		fmt.Fprintln(a.out, "Usage: patbus version\n\nPrints the module version this program was built from.")
 		return exitOK
 	}
 	v := "(devel)"
