@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -69,17 +68,20 @@ func (s *Service) act(ctx context.Context, p patterns.Pattern, pairs []patterns.
 			return nil, fmt.Errorf("services: act %s: %w", p, err)
 		}
 	}
-	ctx, tx := wire.EnsureTx(ctx)
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.cfg.timeout)
-		defer cancel()
+	tx := wire.Tx(ctx)
+	if tx == "" {
+		tx = wire.NewID()
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("services: act %s: %w", p, err)
 	}
 	res, ok := s.resolve(s.snap.Load(), data)
 	if !ok {
+		if _, has := ctx.Deadline(); !has {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, s.cfg.timeout)
+			defer cancel()
+		}
 		res, ok = s.routeAfterDiscovery(ctx, data)
 		if !ok && ctx.Err() != nil {
 			return nil, fmt.Errorf("services: act %s: no service heard of before the deadline: %w: %w", p, ErrTimeout, ctx.Err())
@@ -100,6 +102,9 @@ func (s *Service) act(ctx context.Context, p patterns.Pattern, pairs []patterns.
 	if res.local != nil {
 		s.logAct(ctx, slog.LevelDebug, "services: act (local)", tx, p, res.local.canon)
 		return s.runLocal(ctx, res.local, data, nil, tx)
+	}
+	if wire.Tx(ctx) != tx {
+		ctx = wire.WithTx(ctx, tx)
 	}
 	return s.runRemote(ctx, res, p, data, tx)
 }
@@ -165,21 +170,34 @@ func (s *Service) runRemote(ctx context.Context, res resolution, p patterns.Patt
 
 // runLocal runs a local action in-process and encodes its result.
 func (s *Service) runLocal(ctx context.Context, a *action, data map[string]any, raw []byte, tx string) (*Reply, error) {
-	body, rerr, cause := s.exec(ctx, a, data, raw, tx)
+	actx := newActContext(ctx, tx, a, s.cfg.timeout)
+	defer actx.release()
+	body, rerr, cause := s.exec(actx, a, data, raw, tx, true)
 	if rerr != nil {
 		return nil, &localError{remote: rerr, cause: cause}
 	}
 	return &Reply{Body: body, Service: s.name, Version: s.version, Tx: tx, Local: true}, nil
 }
 
-// exec runs a's handler with panic recovery and encodes the result; on
-// failure it returns the wire error and the handler's own error.
-func (s *Service) exec(ctx context.Context, a *action, data map[string]any, raw []byte, tx string) ([]byte, *patbus.Error, error) {
-	if wire.Tx(ctx) != tx {
-		ctx = wire.WithTx(ctx, tx)
-	}
+// exec runs a's handler on msg with panic recovery and encodes the
+// result; on failure it returns the wire error and the handler's own
+// error. ctx is the act's context (actContext). The handler runs under
+// guard when local is set (an act made in this process, whose caller
+// waits), on the calling goroutine otherwise (an act from the broker, on
+// the rpc server's pool).
+func (s *Service) exec(ctx context.Context, a *action, data map[string]any, raw []byte, tx string, local bool) ([]byte, *patbus.Error, error) {
 	msg := &Message{Data: data, Pattern: a.pattern, Tx: tx, raw: raw}
-	res, err := s.invoke(context.WithValue(ctx, actionKey{}, a), a, msg)
+	var res any
+	var err error
+	switch {
+	case !local || s.cfg.inlineLocal:
+		res, err = s.invoke(ctx, a, msg)
+		if err == nil && local && ctx.Err() != nil {
+			err = lateError(a, ctx)
+		}
+	default:
+		res, err = s.guard(ctx, a, func(ctx context.Context) (any, error) { return s.invoke(ctx, a, msg) })
+	}
 	if err != nil {
 		return nil, s.toRemote(err, tx, a.canon), err
 	}
@@ -191,15 +209,9 @@ func (s *Service) exec(ctx context.Context, a *action, data map[string]any, raw 
 	return body, nil, nil
 }
 
+// invoke calls a's handler, turning a panic into an error.
 func (s *Service) invoke(ctx context.Context, a *action, msg *Message) (res any, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("%w: %v", patbus.ErrPanic, v)
-			s.log.LogAttrs(ctx, slog.LevelError, "services: handler panicked",
-				slog.String("tx", msg.Tx), slog.String("service", s.name), slog.String("pattern", a.canon),
-				slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
-		}
-	}()
+	defer s.recoverPanic(ctx, a, msg.Tx, &err)
 	return a.handler.Handle(ctx, msg)
 }
 
@@ -244,7 +256,8 @@ func (s *Service) serveRPC(ctx context.Context, req *rpc.ServerRequest) ([]byte,
 		s.log.LogAttrs(ctx, slog.LevelDebug, "services: serving act", slog.String("tx", tx), slog.String("service", s.name),
 			slog.String("pattern", req.Pattern), slog.String("matched", a.canon), slog.Bool("redelivered", req.Redelivered))
 	}
-	body, rerr, _ := s.exec(ctx, a, data, req.Body, tx)
+	actx := newActContext(ctx, tx, a, 0)
+	body, rerr, _ := s.exec(actx, a, data, req.Body, tx, false)
 	if rerr != nil {
 		return nil, rerr
 	}

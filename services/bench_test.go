@@ -45,43 +45,46 @@ func addBenchLogin(b *testing.B, s *services.Service) {
 	}
 }
 
-// BenchmarkActLocal: an act answered in-process, through the whole Act path
-// (merge, resolve, typed handler, encode, decode).
+// BenchmarkActLocal: acts answered in-process, with a typed handler.
+// "Call" is services.Call with a small struct (the typed fast path) and
+// "Act" is Act with a map (the JSON path), each by default (the handler on
+// a goroutine of its own, so that one that ignores its context cannot
+// hold its caller past the deadline) and "Inline" (WithInlineLocalActs:
+// on the caller's goroutine). The goal is for one core:
+//
+//	go test -run '^$' -bench ActLocal -benchmem -cpu 1 -count 5 ./services
 func BenchmarkActLocal(b *testing.B) {
-	s := benchService(b, "bench-local")
-	addBenchLogin(b, s)
-	ctx := context.Background()
-	if err := s.Ready(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.Run("Act", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			if _, err := s.Act(ctx, "role:bench,cmd:login", benchInput); err != nil {
-				b.Fatal(err)
-			}
+	for _, mode := range []struct {
+		name string
+		opts []services.Option
+	}{{"", nil}, {"Inline", []services.Option{services.WithInlineLocalActs()}}} {
+		s := benchService(b, "bench-local"+strings.ToLower(mode.name), mode.opts...)
+		addBenchLogin(b, s)
+		ctx := context.Background()
+		if err := s.Ready(ctx); err != nil {
+			b.Fatal(err)
 		}
-	})
-	b.Run("Call", func(b *testing.B) {
-		b.ReportAllocs()
-		in := login{User: "asd", Password: "123"}
-		for i := 0; i < b.N; i++ {
-			if _, err := services.Call[result](ctx, s, "role:bench,cmd:login", in); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("Parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := s.Act(ctx, "role:bench,cmd:login", benchInput); err != nil {
-					b.Error(err)
-					return
+		b.Run("Call"+mode.name, func(b *testing.B) {
+			b.ReportAllocs()
+			in := login{User: "asd", Password: "123"}
+			for i := 0; i < b.N; i++ {
+				if _, err := services.Call[result](ctx, s, "role:bench,cmd:login", in); err != nil {
+					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "acts/s")
 		})
-	})
+		b.Run("Act"+mode.name, func(b *testing.B) {
+			b.ReportAllocs()
+			in := map[string]any{"user": "asd", "password": "123"}
+			for i := 0; i < b.N; i++ {
+				if _, err := s.Act(ctx, "role:bench,cmd:login", in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "acts/s")
+		})
+	}
 }
 
 // BenchmarkActMemoryBroker: an act through the in-memory broker (broker-only).

@@ -261,6 +261,8 @@ func (s *Service) heartbeatLoop(ctx context.Context) {
 			s.log.Warn("services: heartbeat failed", "service", s.name, "instance", s.instance, "error", err)
 		}
 	}
+	conn, _ := s.broker.(bus.Connectivity)
+	cutOff := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -270,8 +272,42 @@ func (s *Service) heartbeatLoop(ctx context.Context) {
 		case <-s.announceNow:
 			send()
 		case now := <-reap.C:
+			if conn != nil && !conn.Connected() {
+				// Cut off from the broker: the silence of the others
+				// says nothing about them now.
+				cutOff = true
+				continue
+			}
+			if cutOff {
+				cutOff = false
+				s.rediscover(ctx, now)
+			}
 			s.reap(now)
 		}
+	}
+}
+
+// rediscover runs after the instance was cut off from the broker: every
+// instance it knew gets a fresh grace of MissedHeartbeats of its
+// heartbeats, a discover asks them all to announce, and a new discovery
+// round makes acts that find no route wait for the answers.
+func (s *Service) rediscover(ctx context.Context, now time.Time) {
+	s.mu.Lock()
+	for _, in := range s.cat.instances {
+		if !in.self && in.lastSeen.Before(now) {
+			in.lastSeen = now
+		}
+	}
+	s.mu.Unlock()
+	s.startDiscovery()
+	s.log.Info("services: back on the broker; discovering the catalog again", "service", s.name, "instance", s.instance)
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.heartbeat+time.Second)
+	defer cancel()
+	if err := s.publishRegistry(dctx, registryMessage{Type: regDiscover, Service: s.name, Version: s.version, Instance: s.instance}); err != nil && ctx.Err() == nil {
+		s.log.Warn("services: discover failed", "service", s.name, "instance", s.instance, "error", err)
+	}
+	if err := s.announce(dctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("services: announce failed", "service", s.name, "instance", s.instance, "error", err)
 	}
 }
 
@@ -429,22 +465,20 @@ func (s *Service) discoveryWindow() time.Duration {
 	return min(max(s.cfg.heartbeat/10, 50*time.Millisecond), time.Second)
 }
 
-// startDiscovery closes heard once the first discovery round is over: at
-// once on a private broker (nobody else can answer), after the discovery
-// window otherwise.
+// startDiscovery starts a discovery round: it ends at once on a private
+// broker (nobody else can answer), after the discovery window otherwise.
 func (s *Service) startDiscovery() {
 	if s.owns {
-		s.heardOnce.Do(func() { close(s.heard) })
 		return
 	}
-	time.AfterFunc(s.discoveryWindow(), func() { s.heardOnce.Do(func() { close(s.heard) }) })
+	s.discoverUntil.Store(time.Now().Add(s.discoveryWindow()).UnixNano())
 }
 
-// routeAfterDiscovery resolves msg, and while the first discovery round is
-// not over, waits for the catalog to change (or the round to end, or ctx)
-// before it concludes that nothing serves msg: an act made right after
-// Ready must not fail because the answers to its discover have not
-// arrived yet.
+// routeAfterDiscovery resolves msg, and while a discovery round is on,
+// waits for the catalog to change (or the round to end, or ctx) before it
+// concludes that nothing serves msg: an act made right after Ready, or
+// right after a reconnect, must not fail because the answers to the
+// instance's discover have not arrived yet.
 func (s *Service) routeAfterDiscovery(ctx context.Context, msg map[string]any) (resolution, bool) {
 	for {
 		s.mu.Lock()
@@ -453,16 +487,18 @@ func (s *Service) routeAfterDiscovery(ctx context.Context, msg map[string]any) (
 		if res, ok := s.resolve(s.snap.Load(), msg); ok {
 			return res, true
 		}
-		select {
-		case <-s.heard:
-			return s.resolve(s.snap.Load(), msg)
-		default:
-		}
-		select {
-		case <-ch:
-		case <-s.heard:
-		case <-ctx.Done():
+		left := time.Until(time.Unix(0, s.discoverUntil.Load()))
+		if left <= 0 {
 			return resolution{}, false
 		}
+		t := time.NewTimer(left)
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return resolution{}, false
+		}
+		t.Stop()
 	}
 }

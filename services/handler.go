@@ -76,6 +76,24 @@ type decodesOnly interface{ decodesOnly() }
 // wrapping ErrBadReply.
 func Call[Resp any](ctx context.Context, s *Service, pattern string, input any) (Resp, error) {
 	var out Resp
+	if v, ok, err := s.callTyped(ctx, pattern, input); ok {
+		if err != nil {
+			return out, err
+		}
+		if r, ok := v.(Resp); ok && s.plainValue(v) {
+			return r, nil
+		}
+		// Another type, or a value JSON would change (copy, or refuse):
+		// as the JSON path would.
+		b, err := json.Marshal(v)
+		if err != nil {
+			return out, fmt.Errorf("%w: encode reply of %s: %w", ErrBadReply, pattern, err)
+		}
+		if err := json.Unmarshal(b, &out); err != nil {
+			return out, fmt.Errorf("%w: decode reply of %s into %T: %w", ErrBadReply, pattern, out, err)
+		}
+		return out, nil
+	}
 	rep, err := s.Act(ctx, pattern, input)
 	if err != nil {
 		return out, err

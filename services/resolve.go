@@ -19,6 +19,9 @@ type snapshot struct {
 	// routes is the one router of local actions and remote patterns that
 	// acts resolve against (DESIGN.md section 4).
 	routes *patterns.Router[*route]
+	// keys holds every key that a pattern of routes names: a message key
+	// outside it cannot change where an act goes (typed fast path).
+	keys map[string]bool
 }
 
 // route is one pattern with whoever serves it.
@@ -124,8 +127,12 @@ func (s *Service) rebuildLocked() {
 		}
 	}
 	snap.routes = patterns.NewRouter[*route]()
+	snap.keys = map[string]bool{}
 	for _, e := range list {
 		snap.routes.Add(e.r.pattern, e.r)
+		for _, pr := range e.r.pattern.Pairs() {
+			snap.keys[pr.Key] = true
+		}
 	}
 	s.snap.Store(snap)
 	close(s.changed)

@@ -72,13 +72,14 @@ type Service struct {
 	snap   atomic.Pointer[snapshot]
 	parsed patternCache
 	pins   pinCache
+	plans  planCache
 
 	announceNow chan struct{}
-	// heard is closed once the first discovery round is over (or the
-	// service closes): until then an act that finds no route waits for
-	// the catalog rather than fail.
-	heard     chan struct{}
-	heardOnce sync.Once
+	// discoverUntil is when the current discovery round ends (Unix
+	// nanoseconds): until then an act that finds no route waits for the
+	// catalog rather than fail. A round starts when the instance joins
+	// the catalog and again after it was cut off from the broker.
+	discoverUntil atomic.Int64
 	// closing ends when Close begins: a start or an Add in progress gives
 	// up its broker work at once.
 	closing  context.Context
@@ -126,7 +127,6 @@ func New(name, version string, opts ...Option) (*Service, error) {
 		life:        make(chan struct{}, 1),
 		changed:     make(chan struct{}),
 		announceNow: make(chan struct{}, 1),
-		heard:       make(chan struct{}),
 		cat:         newCatalog(),
 		parsed:      patternCache{m: map[string]*parsedPattern{}},
 	}
@@ -576,7 +576,7 @@ func (s *Service) close(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
-		s.heardOnce.Do(func() { close(s.heard) })
+		s.discoverUntil.Store(0)
 		s.mu.Lock()
 		close(s.changed)
 		s.changed = make(chan struct{})

@@ -1,4 +1,4 @@
-// Command logs is the seed's third RabbitMQ demo, publish/subscribe, written
+// Command logs is RabbitMQ's third tutorial, publish/subscribe, written
 // with patbus: a publisher sends log lines to the fanout exchange "logs" and
 // every subscriber gets every line through its own exclusive queue.
 //
@@ -14,15 +14,19 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/patbus/patbus/bus"
-	"github.com/patbus/patbus/internal/exampleapp"
 	"github.com/patbus/patbus/pubsub"
 )
 
-// Exchange is the fanout exchange, as in the seed.
+// Exchange is the fanout exchange, as in the tutorial.
 const Exchange = "logs"
 
 // DefaultMessages are the log lines sent when none are given.
@@ -34,7 +38,7 @@ var DefaultMessages = []string{
 
 func main() {
 	subscribers := flag.Int("subscribers", 2, "number of subscribers")
-	exampleapp.Main("logs", func(ctx context.Context, b bus.Broker, out io.Writer) error {
+	start("logs", func(ctx context.Context, b bus.Broker, out io.Writer) error {
 		messages := flag.Args()
 		if len(messages) == 0 {
 			messages = DefaultMessages
@@ -49,7 +53,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, messages []string, su
 	if subscribers < 1 {
 		return errors.New("need at least one subscriber")
 	}
-	p := exampleapp.NewPrinter(out)
+	p := &printer{out: out}
 	got := make(chan struct{}, len(messages)*subscribers)
 
 	// The subscribers: each its own exclusive queue bound to the exchange.
@@ -85,5 +89,54 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, messages []string, su
 		}
 		p.Printf(" [x] Sent %s", m)
 	}
-	return exampleapp.Await(ctx, got, len(messages)*subscribers)
+	return await(ctx, got, len(messages)*subscribers)
+}
+
+// start opens the broker (bus.Open: the in-memory broker for "") at the
+// address of -amqp (PATBUS_AMQP_URL by default) and calls run with a
+// context that SIGINT and SIGTERM cancel; it exits with status 1 if that
+// fails.
+func start(name string, run func(ctx context.Context, b bus.Broker, out io.Writer) error) {
+	amqpURL := flag.String("amqp", os.Getenv("PATBUS_AMQP_URL"), "RabbitMQ address; empty means the in-memory broker")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := func() error {
+		b, err := bus.Open(ctx, *amqpURL)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		return run(ctx, b, os.Stdout)
+	}()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
+}
+
+// printer writes whole lines from several goroutines (the subscribers print
+// concurrently).
+type printer struct {
+	mu  sync.Mutex
+	out io.Writer
+}
+
+func (p *printer) Printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, format+"\n", args...)
+}
+
+// await receives n values from ch, or returns ctx's error when it ends
+// first.
+func await(ctx context.Context, ch <-chan struct{}, n int) error {
+	for i := 0; i < n; i++ {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-// Command routing is the seed's fourth RabbitMQ demo, direct routing,
+// Command routing is RabbitMQ's fourth tutorial, routing,
 // written with patbus: log lines are published to the direct exchange
 // "direct_logs" with their rank (info, error, warning, severity) as the
 // routing key, and each subscriber, bound with one rank, receives only the
@@ -14,15 +14,20 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/patbus/patbus/bus"
-	"github.com/patbus/patbus/internal/exampleapp"
 	"github.com/patbus/patbus/pubsub"
 )
 
-// Exchange is the direct exchange, as in the seed.
+// Exchange is the direct exchange, as in the tutorial.
 const Exchange = "direct_logs"
 
 // Ranks are the routing keys, one subscriber each.
@@ -45,7 +50,7 @@ var DefaultLines = []Line{
 }
 
 func main() {
-	exampleapp.Main("routing", func(ctx context.Context, b bus.Broker, out io.Writer) error {
+	start("routing", func(ctx context.Context, b bus.Broker, out io.Writer) error {
 		return run(ctx, b, out, DefaultLines)
 	})
 }
@@ -53,7 +58,7 @@ func main() {
 // run starts a subscriber per rank, publishes the lines and returns once
 // every subscriber has printed the lines of its rank, or when ctx ends.
 func run(ctx context.Context, b bus.Broker, out io.Writer, lines []Line) (err error) {
-	p := exampleapp.NewPrinter(out)
+	p := &printer{out: out}
 	got := make(chan struct{}, len(lines))
 	for _, rank := range Ranks {
 		ps, err := pubsub.New(b)
@@ -96,5 +101,54 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, lines []Line) (err er
 			}
 		}
 	}
-	return exampleapp.Await(ctx, got, want)
+	return await(ctx, got, want)
+}
+
+// start opens the broker (bus.Open: the in-memory broker for "") at the
+// address of -amqp (PATBUS_AMQP_URL by default) and calls run with a
+// context that SIGINT and SIGTERM cancel; it exits with status 1 if that
+// fails.
+func start(name string, run func(ctx context.Context, b bus.Broker, out io.Writer) error) {
+	amqpURL := flag.String("amqp", os.Getenv("PATBUS_AMQP_URL"), "RabbitMQ address; empty means the in-memory broker")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := func() error {
+		b, err := bus.Open(ctx, *amqpURL)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		return run(ctx, b, os.Stdout)
+	}()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
+}
+
+// printer writes whole lines from several goroutines (the subscribers print
+// concurrently).
+type printer struct {
+	mu  sync.Mutex
+	out io.Writer
+}
+
+func (p *printer) Printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, format+"\n", args...)
+}
+
+// await receives n values from ch, or returns ctx's error when it ends
+// first.
+func await(ctx context.Context, ch <-chan struct{}, n int) error {
+	for i := 0; i < n; i++ {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-// Command topics is the seed's topic-routing RabbitMQ demo, written with
+// Command topics is RabbitMQ's fifth tutorial, topics, written with
 // patbus: log lines are published to the topic exchange "topic_logs" with
 // "<facility>.<rank>" routing keys; one subscriber is bound with "#.info"
 // (every info line, from any facility) and one with "*.error" (the error
@@ -14,16 +14,21 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/patbus/patbus/bus"
-	"github.com/patbus/patbus/internal/exampleapp"
 	"github.com/patbus/patbus/pubsub"
 )
 
-// Exchange is the topic exchange, as in the seed.
+// Exchange is the topic exchange, as in the tutorial.
 const Exchange = "topic_logs"
 
 // BindingKeys are the subscribers' binding keys, one subscriber each.
@@ -35,7 +40,7 @@ type Line struct {
 	Text string
 }
 
-// DefaultLines are the seed's lines.
+// DefaultLines are the lines the demo sends.
 var DefaultLines = []Line{
 	{"account-server.info", "user 2 logged in"},
 	{"config-server.info", "configuration reloaded"},
@@ -43,7 +48,7 @@ var DefaultLines = []Line{
 }
 
 func main() {
-	exampleapp.Main("topics", func(ctx context.Context, b bus.Broker, out io.Writer) error {
+	start("topics", func(ctx context.Context, b bus.Broker, out io.Writer) error {
 		return run(ctx, b, out, DefaultLines)
 	})
 }
@@ -52,7 +57,7 @@ func main() {
 // once every subscriber has printed the lines its key matches, or when ctx
 // ends.
 func run(ctx context.Context, b bus.Broker, out io.Writer, lines []Line) (err error) {
-	p := exampleapp.NewPrinter(out)
+	p := &printer{out: out}
 	got := make(chan struct{}, len(lines)*len(BindingKeys))
 	for _, key := range BindingKeys {
 		ps, err := pubsub.New(b)
@@ -95,7 +100,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, lines []Line) (err er
 			}
 		}
 	}
-	return exampleapp.Await(ctx, got, want)
+	return await(ctx, got, want)
 }
 
 // topicMatch reports whether a topic binding key matches a routing key, as
@@ -122,4 +127,53 @@ func matchWords(b, k []string) bool {
 	default:
 		return len(k) > 0 && b[0] == k[0] && matchWords(b[1:], k[1:])
 	}
+}
+
+// start opens the broker (bus.Open: the in-memory broker for "") at the
+// address of -amqp (PATBUS_AMQP_URL by default) and calls run with a
+// context that SIGINT and SIGTERM cancel; it exits with status 1 if that
+// fails.
+func start(name string, run func(ctx context.Context, b bus.Broker, out io.Writer) error) {
+	amqpURL := flag.String("amqp", os.Getenv("PATBUS_AMQP_URL"), "RabbitMQ address; empty means the in-memory broker")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := func() error {
+		b, err := bus.Open(ctx, *amqpURL)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		return run(ctx, b, os.Stdout)
+	}()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
+}
+
+// printer writes whole lines from several goroutines (the subscribers print
+// concurrently).
+type printer struct {
+	mu  sync.Mutex
+	out io.Writer
+}
+
+func (p *printer) Printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, format+"\n", args...)
+}
+
+// await receives n values from ch, or returns ctx's error when it ends
+// first.
+func await(ctx context.Context, ch <-chan struct{}, n int) error {
+	for i := 0; i < n; i++ {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }

@@ -2,16 +2,21 @@ package wire
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
+	"math/rand/v2"
 )
 
 type txKey struct{}
 
-// NewID returns a random 128-bit id as 32 hex digits.
+// NewID returns a random 128-bit id as 32 hex digits. The bits come from
+// math/rand/v2's generator (ChaCha8, seeded by the system): unpredictable
+// and unique enough for tx, correlation and instance ids, and without a
+// system call per id, which an act in-process cannot afford.
 func NewID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
 	return hex.EncodeToString(b[:])
 }
 
@@ -45,7 +50,7 @@ func Traceparent(tx string) string {
 		trace = NewID()
 	}
 	var span [8]byte
-	_, _ = rand.Read(span[:])
+	binary.LittleEndian.PutUint64(span[:], rand.Uint64())
 	return "00-" + trace + "-" + hex.EncodeToString(span[:]) + "-01"
 }
 
@@ -75,4 +80,11 @@ func TxFromTraceparent(v string) string {
 		return id
 	}
 	return ""
+}
+
+// IsTxKey reports whether k is the context key of the tx id, for context
+// types that carry the tx themselves (services' act context).
+func IsTxKey(k any) bool {
+	_, ok := k.(txKey)
+	return ok
 }
