@@ -31,7 +31,7 @@ var (
 	binPath string
 	// Every run uses exchanges of its own, so that it never sees another
 	// run's services (or the examples') on a shared broker.
-	runID        = patbus.NewTx()[:8]
+	runID        = "r" + patbus.NewTx()[:8] // never read as a number in a pattern
 	testAct      = "clitest-" + runID + ".act"
 	testRegistry = "clitest-" + runID + ".registry"
 )

@@ -96,12 +96,17 @@ func (a *app) dlqReplay(ctx context.Context, c command, b bus.Broker, queue stri
 	journal := journalName(dead)
 	var st replayStats
 	err := a.replay(ctx, b, queue, dead, journal, window, &st)
+	// Once the journal has no consumer, what this run still held is back
+	// in it and the counts are complete. It is deleted only when this run
+	// finished cleanly and it is empty: it may hold the only copy of an
+	// item.
+	_ = awaitIdle(context.Background(), b, journal, a.opts.timeout)
 	if info, ierr := inspect(context.Background(), b, dead, a.opts.timeout); ierr == nil {
 		st.Left = info.Messages
 	}
 	if info, ierr := inspect(context.Background(), b, journal, a.opts.timeout); ierr == nil {
 		st.InTransit = info.Messages
-		if info.Messages == 0 && info.Consumers == 0 {
+		if err == nil && ctx.Err() == nil && info.Messages == 0 && info.Consumers == 0 {
 			dctx, cancel := context.WithTimeout(context.Background(), a.opts.timeout)
 			_ = b.DeleteQueue(dctx, journal)
 			cancel()
@@ -386,9 +391,10 @@ func awaitIdle(ctx context.Context, b bus.Broker, queue string, timeout time.Dur
 	}
 }
 
-// cancelSub releases a consumer; what it holds unsettled goes back.
+// cancelSub releases a consumer at once; what it holds unsettled goes
+// back to its queue.
 func cancelSub(s bus.Subscription) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
 	_ = s.Cancel(ctx)
 }
