@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/testenv"
 )
 
 // tailProc is a running "patbus tail".
@@ -287,6 +288,10 @@ func TestTailFirehose(t *testing.T) {
 		vhost = "/"
 	}
 	if out, err := exec.Command("rabbitmqctl", "trace_on", "-p", vhost).CombinedOutput(); err != nil {
+		// The firehose can only be turned on by the broker's operator.
+		if !testenv.Required() {
+			t.Skipf("rabbitmqctl trace_on -p %s: %v (the test needs the broker's own rabbitmqctl)", vhost, err)
+		}
 		t.Fatalf("rabbitmqctl trace_on -p %s (the test needs the broker's own rabbitmqctl): %v\n%s", vhost, err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "trace_off", "-p", vhost).Run() })
