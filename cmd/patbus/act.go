@@ -173,7 +173,7 @@ func (a *app) act(ctx context.Context, c command, cl *services.Service, pattern 
 			d, _ := json.Marshal(pe.Details)
 			fmt.Fprintf(a.errw, "details: %s\n", d)
 		}
-		return exitError
+		return code
 	}
 	var msg string
 	switch code {

@@ -132,7 +132,7 @@ Exit status:
      or another failure
   2  usage: unknown flag, missing argument, malformed pattern or JSON
   3  no route: nobody serves the pattern, or the queue does not exist
-  4  timeout: no reply before --timeout
+  4  timeout: no reply before --timeout (or an error reply "timeout")
   5  the broker is unreachable, refused the credentials, or blocks publishers
   6  some messages were not confirmed (nacked, returned or unknown)
   130 interrupted (Ctrl-C) before the work was done

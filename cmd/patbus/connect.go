@@ -25,14 +25,18 @@ type connectError struct {
 func (e *connectError) Error() string {
 	reason := e.err.Error()
 	// The bus says "bus: dial rabbitmq (ADDR): bus: disconnected: context
-	// deadline exceeded (last error: ADDR: REASON)": keep the reason.
+	// deadline exceeded (last error: ADDR: REASON)", or, after its
+	// attempts, "...: gave up after N attempts: ADDR: REASON": keep the
+	// reason.
 	if i := strings.LastIndex(reason, "(last error: "); i >= 0 {
 		reason = strings.TrimSuffix(reason[i+len("(last error: "):], ")")
-		if j := strings.Index(reason, ": "); j >= 0 && strings.Contains(reason[:j], "://") {
-			reason = reason[j+2:]
-		}
+	} else if i := strings.Index(reason, " attempts: "); i >= 0 && strings.Contains(reason, "gave up after") {
+		reason = reason[i+len(" attempts: "):]
 	} else if errors.Is(e.err, context.DeadlineExceeded) {
 		reason = "no answer"
+	}
+	if j := strings.Index(reason, ": "); j >= 0 && strings.Contains(reason[:j], "://") {
+		reason = reason[j+2:]
 	}
 	return fmt.Sprintf("cannot connect to RabbitMQ at %s within %s: %s", e.addr, e.timeout, reason)
 }
@@ -41,7 +45,23 @@ func (e *connectError) Unwrap() error { return e.err }
 
 // dial opens the broker named by --amqp or PATBUS_AMQP_URL, giving up after
 // --timeout. The caller closes it.
+//
+// A command that runs to an end (act, emit, enqueue, dlq, ...) also gives
+// up on a connection lost midway after a few attempts to get it back, so
+// that it never waits for a broker that is gone: its pending confirms then
+// resolve as unconfirmed and it says so. tail and repl, which are meant to
+// run for long, reconnect for as long as they run (dialForever).
 func (a *app) dial(ctx context.Context) (bus.Broker, error) {
+	return a.dialWith(ctx, bus.WithMaxReconnects(20))
+}
+
+// dialForever is dial for long-running commands: the broker reconnects
+// until the command ends.
+func (a *app) dialForever(ctx context.Context) (bus.Broker, error) {
+	return a.dialWith(ctx)
+}
+
+func (a *app) dialWith(ctx context.Context, extra ...bus.Option) (bus.Broker, error) {
 	addr := strings.TrimSpace(a.opts.amqp)
 	if addr == "" {
 		return nil, errNoAddress
@@ -52,10 +72,12 @@ func (a *app) dial(ctx context.Context) (bus.Broker, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	b, err := bus.Open(dctx, addr,
+	opts := append([]bus.Option{
 		bus.WithConnectionName("patbus-cli"),
 		bus.WithDialTimeout(timeout),
-		bus.WithReconnectBackoff(50*time.Millisecond, time.Second))
+		bus.WithReconnectBackoff(50*time.Millisecond, time.Second),
+	}, extra...)
+	b, err := bus.Open(dctx, addr, opts...)
 	if err != nil {
 		if errors.Is(err, bus.ErrInvalidConfig) {
 			return nil, &inputError{msg: a.redact(err.Error())}

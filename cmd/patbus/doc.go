@@ -48,7 +48,8 @@
 //	2    usage: unknown flag or command, missing argument, malformed
 //	     pattern (the offset is named) or JSON (the line is named)
 //	3    no route: nobody serves the pattern, or the queue does not exist
-//	4    timeout: no reply before --timeout
+//	4    timeout: no reply before --timeout (or the service answered with
+//	     the code "timeout": it ran out of the caller's time)
 //	5    the broker is unreachable, refused the credentials, or blocks
 //	     publishers
 //	6    some messages were not confirmed (nacked, returned, or unknown)

@@ -33,9 +33,8 @@ func inputErrorf(format string, args ...any) error {
 }
 
 // exitCode maps an error to the exit status the documentation promises.
-// A typed error reply wins over the sentinels its code matches (a handler
-// that answered "timeout" is an error reply, status 1, not an act that
-// timed out).
+// A typed error reply is status 1 whatever sentinel its code matches, but
+// for the code "timeout", status 4: the service ran out of time.
 func exitCode(err error) int {
 	var ie *inputError
 	var pe *patbus.Error
@@ -46,6 +45,11 @@ func exitCode(err error) int {
 		errors.Is(err, patbus.ErrInvalidInput), errors.Is(err, bus.ErrInvalidConfig):
 		return exitUsage
 	case errors.As(err, &pe):
+		if pe.Code == patbus.CodeTimeout {
+			// The service ran out of the caller's time: for the user, the
+			// act timed out (the reply only beat the caller's own timer).
+			return exitTimeout
+		}
 		return exitError
 	case errors.Is(err, patbus.ErrNoRoute), errors.Is(err, bus.ErrUnroutable), errors.Is(err, bus.ErrNotFound):
 		return exitNoRoute

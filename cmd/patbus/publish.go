@@ -170,6 +170,10 @@ func (a *app) explainPublishErr(job publishJob, err error) error {
 // of confirms; it prints the count and rate at the end. Ctrl-C stops the
 // reading; the confirms outstanding are waited for and counted.
 func (a *app) publishLines(ctx context.Context, job publishJob) int {
+	publishTimeout := a.opts.timeout
+	if publishTimeout <= 0 {
+		publishTimeout = 5 * time.Second
+	}
 	var read atomic.Int64
 	batches := readLines(a.in, &read)
 	w := newWindow(job.window)
@@ -198,7 +202,11 @@ loop:
 					stopErr = err
 					break loop
 				}
-				conf, err := job.publish(ctx, line)
+				// A publish waits while the broker blocks publishers or is
+				// away, at most --timeout.
+				pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+				conf, err := job.publish(pctx, line)
+				cancel()
 				if err != nil {
 					if ctx.Err() != nil {
 						interrupted = true

@@ -77,7 +77,7 @@ func runRepl(a *app, ctx context.Context, args []string) int {
 	defer signal.Stop(sigs)
 	base, stop := context.WithCancel(context.Background())
 	defer stop()
-	b, err := a.dial(base)
+	b, err := a.dialForever(base)
 	if err != nil {
 		return a.fail(c, err)
 	}

@@ -120,7 +120,7 @@ func runTail(a *app, ctx context.Context, args []string) int {
 			return a.fail(c, inputErrorf("pattern %s: %v", p, err))
 		}
 	}
-	b, err := a.dial(ctx)
+	b, err := a.dialForever(ctx)
 	if err != nil {
 		return a.fail(c, err)
 	}
