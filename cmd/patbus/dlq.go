@@ -239,7 +239,7 @@ func (a *app) dlqList(ctx context.Context, c command, b bus.Broker, queue, dead 
 			if it.FailedAt != nil {
 				failed = it.FailedAt.Local().Format("2006-01-02 15:04:05")
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", it.Position, dash(it.ID), a.paint(colYellow, dash(it.Reason)),
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\n", it.Position, dash(it.ID), dash(it.Reason),
 				it.Attempts, failed, preview([]byte(strconv.Quote(it.Error)), 40), it.Body)
 		}
 		_ = tw.Flush()

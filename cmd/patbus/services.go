@@ -129,9 +129,11 @@ func runServices(a *app, ctx context.Context, args []string) int {
 			if e.HealthStale {
 				health += " (stale)"
 			}
-			health = a.paint(map[string]string{services.HealthPassing: colGreen, services.HealthWarning: colYellow, services.HealthCritical: colRed}[e.Health], health) + "\t"
+			health += "\t"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s ago\t%s%s\n", a.paint(colBold, e.Service), e.Version, len(e.Instances), age.Round(100*time.Millisecond), health, pats[0])
+		// No colour in the table: tabwriter counts the escape codes as
+		// text and the columns would not line up.
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s ago\t%s%s\n", e.Service, e.Version, len(e.Instances), age.Round(100*time.Millisecond), health, pats[0])
 		for _, p := range pats[1:] {
 			fmt.Fprintf(tw, "\t\t\t\t%s%s\n", strings.Repeat("\t", boolInt(a.opts.consul != "")), p)
 		}
