@@ -21,11 +21,14 @@
 // Every event is published persistent (unless WithTransient) and carries,
 // besides its JSON body:
 //
-//   - the canonical pattern in the header patbus-pattern;
-//   - the context's tx id (patbus.Tx; a fresh one when it has none),
-//     written compactly: a tx id that is a W3C trace id travels only as
-//     the trace id of the header traceparent, any other also in
-//     patbus-tx;
+//   - the canonical pattern as the message's AMQP type (in the header
+//     patbus-pattern when it is longer than 255 bytes);
+//   - when the context carries a tx id (patbus.Tx: the event belongs to a
+//     chain), that id, written compactly: a tx id that is a W3C trace id
+//     travels only as the trace id of the header traceparent, any other
+//     also in patbus-tx. An event that starts a chain carries no tx header
+//     (every header costs the broker on every message), and its
+//     subscribers make a fresh tx;
 //   - a fresh message id, a UUID: delivery is at least once, so a
 //     subscriber that must not handle an event twice deduplicates by
 //     Event.ID.

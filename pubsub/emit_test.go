@@ -42,9 +42,10 @@ func rawQueue(t *testing.T, e *env, b bus.Broker, pattern string) <-chan *bus.De
 	return sub.Deliveries()
 }
 
-// On the wire an event carries its canonical pattern, the tx written
-// compactly (a trace id only inside traceparent), a UUID message id, and
-// is persistent JSON.
+// On the wire an event carries its canonical pattern as its type, the tx
+// of its chain written compactly (a trace id only inside traceparent), no
+// tx header when it starts a chain, a UUID message id, and is persistent
+// JSON.
 func TestEmitWire(t *testing.T) {
 	eachBroker(t, func(t *testing.T, e *env) {
 		ctx := testCtx(t)
@@ -57,17 +58,24 @@ func TestEmitWire(t *testing.T) {
 		run := uniq()
 		deliveries := rawQueue(t, e, b, "run:"+run+",evt:wire")
 		trace := patbus.NewTx()
-		for _, tx := range []string{trace, "order-17"} {
+		txs := []string{trace, "order-17", ""}
+		for _, tx := range txs {
 			if err := p.Emit(patbus.WithTx(ctx, tx), "evt:wire, run:"+run, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
 		ids := map[string]bool{}
-		for _, tx := range []string{trace, "order-17"} {
+		for _, tx := range txs {
 			d := recv(t, deliveries)
 			f := wire.Read(d.Headers)
-			if f.Tx != tx || f.Pattern != "evt:wire,run:"+run {
-				t.Errorf("read tx %q pattern %q, want %q and the canonical pattern", f.Tx, f.Pattern, tx)
+			if f.Tx != tx || d.Type != "evt:wire,run:"+run || f.Pattern != "" {
+				t.Errorf("read tx %q, type %q, pattern header %q; want %q and the canonical pattern as the type", f.Tx, d.Type, f.Pattern, tx)
+			}
+			if tx == "" {
+				if len(d.Headers) != 0 {
+					t.Errorf("an event that starts a chain carries headers %v", d.Headers)
+				}
+				continue
 			}
 			_, hasTx := d.Headers[wire.HeaderTx]
 			if tp := wire.String(d.Headers, wire.HeaderTraceparent); tp == "" || hasTx != (tx != trace) {

@@ -169,17 +169,22 @@ func (p *PubSub) publish(ctx context.Context, exchange, key, pattern string, bod
 	if p.closed.Load() {
 		return nil, ErrClosed
 	}
-	tx := wire.Tx(ctx)
-	if tx == "" {
-		tx = wire.NewID()
-	}
-	h := make(map[string]any, 3)
-	if pattern != "" {
+	// The tx travels only when ctx carries one (a chain to carry on), and
+	// the pattern as the message's type when it fits: every header costs
+	// the broker (wire.ChainHeaders).
+	h := wire.ChainHeaders(wire.Tx(ctx))
+	var typ string
+	if len(pattern) <= bus.MaxNameLen {
+		typ = pattern
+	} else {
+		if h == nil {
+			h = make(map[string]any, 1)
+		}
 		h[wire.HeaderPattern] = pattern
 	}
-	wire.PutTx(h, tx)
 	return p.b.Publish(ctx, exchange, key, bus.Message{
 		Headers:     h,
+		Type:        typ,
 		ContentType: wire.ContentTypeJSON,
 		MessageID:   uuid.NewString(),
 		Persistent:  !p.cfg.transient,

@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/wire"
 )
 
 // EventsExchange is the durable topic exchange on which Emit publishes.
-const EventsExchange = "patbus.events"
+const EventsExchange = wire.EventsExchange
 
 // setupTimeout bounds New's declaration of EventsExchange.
 const setupTimeout = 30 * time.Second

@@ -24,8 +24,11 @@
 // Q through the default exchange; it returns only once the broker confirmed
 // the message, so a nil error means the broker has taken responsibility for
 // it. Each item gets a fresh message id, a random UUID (Item.ID), which it
-// keeps across its retries and redeliveries, and carries the tx id of the
-// producer's context (patbus.Tx) in its traceparent. One Enqueue after the
+// keeps across its retries and redeliveries, and, when the producer's
+// context carries a tx id (patbus.Tx: the item belongs to a chain), that
+// id in its traceparent; an item that starts a chain carries no tx header
+// (every header costs the broker on every message) and its worker makes a
+// fresh tx. One Enqueue after the
 // other waits one broker round trip (and fsync) per item; for throughput,
 // call Enqueue from many goroutines, or use EnqueueBatch (publishes many
 // items, then waits for all their confirms) or EnqueueAsync (returns the

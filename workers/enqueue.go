@@ -19,9 +19,9 @@ import (
 // or json.RawMessage is sent as it is and must hold valid JSON (otherwise
 // the error wraps ErrInvalidInput and nothing is sent). The item gets a
 // fresh message id (a random UUID, Item.ID), which it keeps across its
-// retries and redeliveries. The context's tx id (patbus.Tx) travels with
-// the item, inside its traceparent (WIRE.md); with none, a fresh one is
-// made. If ctx ends before the confirm, the error wraps bus.ErrUnconfirmed:
+// retries and redeliveries. The context's tx id (patbus.Tx), when it has
+// one, travels with the item, inside its traceparent (WIRE.md); with none,
+// no tx header is sent and the worker makes a fresh tx. If ctx ends before the confirm, the error wraps bus.ErrUnconfirmed:
 // the item may still arrive. Enqueue does not depend on a running worker.
 //
 // An Enqueue that failed without a confirm and is called again with the
@@ -89,14 +89,9 @@ func (q *Queue) publish(ctx context.Context, data any) (*bus.Confirmation, error
 	if err != nil {
 		return nil, err
 	}
-	tx := wire.Tx(ctx)
-	if tx == "" {
-		tx = wire.NewID()
-	}
-	h := make(map[string]any, 2)
-	wire.PutTx(h, tx)
 	msg := bus.Message{
-		Headers:     h,
+		// The tx only when ctx carries one (wire.ChainHeaders).
+		Headers:     wire.ChainHeaders(wire.Tx(ctx)),
 		ContentType: wire.ContentTypeJSON,
 		MessageID:   uuid.NewString(),
 		Persistent:  true,

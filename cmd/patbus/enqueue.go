@@ -89,16 +89,11 @@ func runEnqueue(a *app, ctx context.Context, args []string) int {
 }
 
 // workItem is the message of one work item, as WIRE.md section 4 has it:
-// persistent, mandatory, a UUID message id, the time, and the tx id in
-// traceparent (and patbus-tx when it is no trace id).
+// persistent, mandatory, a UUID message id, the time, and the tx id of
+// --tx, when given, in traceparent (and patbus-tx when it is no trace id).
 func workItem(body []byte, tx string) bus.Message {
-	if tx == "" {
-		tx = wire.NewID()
-	}
-	h := make(map[string]any, 2)
-	wire.PutTx(h, tx)
 	return bus.Message{
-		Headers:     h,
+		Headers:     wire.ChainHeaders(tx),
 		ContentType: wire.ContentTypeJSON,
 		MessageID:   uuid.NewString(),
 		Persistent:  true,

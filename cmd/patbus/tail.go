@@ -343,6 +343,9 @@ func (t *tailer) decode(d *bus.Delivery) (tailLine, bool) {
 	default:
 		l.Kind = "event"
 		l.Pattern = f.Pattern
+		if l.Pattern == "" && exchange == pubsub.EventsExchange {
+			l.Pattern = typ // emitted by pattern: the pattern is the type
+		}
 	}
 	if t.tx != "" && l.Tx != t.tx {
 		return l, false

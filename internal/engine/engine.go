@@ -184,8 +184,10 @@ func read(d *bus.Delivery, kind patbus.Kind, queue string) *patbus.Message {
 		Headers:       d.Headers,
 		Body:          d.Body,
 	}
-	if m.Pattern == "" && kind == patbus.KindAct {
-		// A request's pattern travels as its AMQP type when it fits.
+	if m.Pattern == "" && (kind == patbus.KindAct || kind == patbus.KindEvent && d.Exchange == wire.EventsExchange) {
+		// The pattern of a request, or of an event emitted by pattern,
+		// travels as its AMQP type when it fits. (A classic publisher's
+		// type, on another exchange, means whatever it means to it.)
 		m.Pattern = d.Type
 	}
 	if m.Tx == "" {

@@ -20,3 +20,8 @@ const (
 
 // ContentTypeJSON is the content type of every patbus body.
 const ContentTypeJSON = "application/json"
+
+// EventsExchange is the topic exchange on which events are emitted by
+// pattern (pubsub.EventsExchange): the AMQP type of an event published
+// there is its canonical pattern.
+const EventsExchange = "patbus.events"
