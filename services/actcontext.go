@@ -26,9 +26,12 @@ type actContext struct {
 	stops    [2]func() bool // the timer and the parent's cancellation watch
 }
 
+// newActContext makes the context of a's handler. timeout, when positive,
+// is the deadline it adds if parent has none; zero adds none (an act from
+// the broker whose caller sent no deadline).
 func newActContext(parent context.Context, tx string, a *action, timeout time.Duration) *actContext {
 	c := &actContext{Context: parent, tx: tx, action: a}
-	if _, ok := parent.Deadline(); !ok {
+	if _, ok := parent.Deadline(); !ok && timeout > 0 {
 		c.deadline = time.Now().Add(timeout)
 	}
 	return c

@@ -641,3 +641,46 @@ func TestDeletedActQueueIsDeclaredAgain(t *testing.T) {
 		})
 	})
 }
+
+// A request from a producer that sent no deadline reaches its handler with
+// a context that has none either (WIRE.md: a missing patbus-deadline means
+// none), not one that has already expired.
+func TestRemoteRequestWithoutDeadline(t *testing.T) {
+	brokers(t, func(t *testing.T, e *env) {
+		name := e.name("nodeadline")
+		e.svc(name, "1.0.0", func(s *services.Service) {
+			_ = s.Add("cmd:check", services.HandlerFunc(func(ctx context.Context, _ *services.Message) (any, error) {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				_, has := ctx.Deadline()
+				return map[string]bool{"deadline": has}, nil
+			}))
+		})
+		b := e.broker()
+		q := testAct + "." + name + "@1.0.0"
+		reply := "patbus.test.services.noreply." + wire.NewID()[:8]
+		if _, err := b.DeclareQueue(ctxT(t), bus.Queue{Name: reply, Exclusive: true, AutoDelete: true}); err != nil {
+			t.Fatal(err)
+		}
+		sub, err := b.Consume(ctxT(t), reply, bus.ConsumeOptions{NoAck: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Cancel(context.Background())
+		// A plain publish, as a program in another language makes it: no
+		// patbus header at all.
+		if err := bus.PublishAndWait(ctxT(t), b, "", q, bus.Message{ContentType: "application/json",
+			CorrelationID: "c-1", ReplyTo: reply, Type: "cmd:check", Body: []byte(`{"cmd":"check"}`)}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case d := <-sub.Deliveries():
+			if string(d.Body) != `{"deadline":false}` {
+				t.Errorf("answered %s (status %v), want a handler with no deadline", d.Body, d.Headers[wire.HeaderStatus])
+			}
+		case <-ctxT(t).Done():
+			t.Fatal("no answer")
+		}
+	})
+}
