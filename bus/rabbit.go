@@ -5,13 +5,16 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -342,7 +345,9 @@ func (r *Rabbit) mapErr(op string, err error) error {
 // isConnLoss reports whether err means the connection or channel went away
 // (as opposed to the broker refusing the operation).
 func isConnLoss(err error) bool {
-	if errors.Is(err, amqp.ErrClosed) {
+	// A call on a connection that was cut before the bus noticed fails
+	// with the socket's own error rather than amqp091-go's.
+	if errors.Is(err, amqp.ErrClosed) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
 		return true
 	}
 	var ae *amqp.Error

@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"log/slog"
+	"net/url"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func TestRabbitDialStartsAtRandomAddress(t *testing.T) {
 		t.Errorf("%d \"connected\" lines for %d connections", len(connected), 2*dials)
 	}
 	for _, e := range connected {
-		if e.kv["addr"] != shownURL(a.addr()) && e.kv["addr"] != shownURL(b.addr()) {
+		if e.kv["addr"] != shownURL(a.addr(), base) && e.kv["addr"] != shownURL(b.addr(), base) {
 			t.Errorf("connected line names addr %q", e.kv["addr"])
 		}
 		if e.kv["cluster"] == "" {
@@ -46,10 +47,12 @@ func TestRabbitDialStartsAtRandomAddress(t *testing.T) {
 	}
 }
 
-// shownURL is how the log shows the test broker's URL through a proxy
-// at hostport: the password replaced.
-func shownURL(hostport string) string {
-	return "amqp://guest:xxxxx@" + hostport + "/busrel"
+// shownURL is how the log shows the test broker's URL (base) through a
+// proxy at hostport: the password replaced.
+func shownURL(hostport string, base *url.URL) string {
+	u := *base
+	u.Host = hostport
+	return u.Redacted()
 }
 
 // TestRabbitFailoverToLiveAddress: when the address a client is connected
@@ -100,8 +103,8 @@ func TestRabbitFailoverToLiveAddress(t *testing.T) {
 		t.Fatalf("%d connections reconnected, want %d", len(got), moved)
 	}
 	for _, e := range got {
-		if e.kv["addr"] != shownURL(live.addr()) {
-			t.Errorf("reconnected to %q, want the live address %q", e.kv["addr"], shownURL(live.addr()))
+		if e.kv["addr"] != shownURL(live.addr(), base) {
+			t.Errorf("reconnected to %q, want the live address %q", e.kv["addr"], shownURL(live.addr(), base))
 		}
 	}
 	roundTrip("after")

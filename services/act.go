@@ -73,7 +73,7 @@ func (s *Service) act(ctx context.Context, p patterns.Pattern, pairs []patterns.
 		tx = wire.NewID()
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("services: act %s: %w", p, err)
+		return nil, fmt.Errorf("services: act %s: %w", p, ctxErr(err))
 	}
 	res, ok := s.resolve(s.snap.Load(), data)
 	if !ok {

@@ -134,9 +134,16 @@ func (s *Service) announce(ctx context.Context) error {
 			idem = append(idem, a.canon)
 		}
 	}
-	s.upsertLocked(&instanceInfo{id: s.instance, service: s.name, version: s.version, ver: s.ver,
+	self := &instanceInfo{id: s.instance, service: s.name, version: s.version, ver: s.ver,
 		queue: s.queueName(), patterns: pats, canon: canon, heartbeat: s.cfg.heartbeat, lastSeen: time.Now(), self: true,
-		consul: s.consul != nil})
+		consul: s.consul != nil}
+	for _, c := range idem {
+		if self.idempotent == nil {
+			self.idempotent = map[string]bool{}
+		}
+		self.idempotent[c] = true
+	}
+	s.upsertLocked(self)
 	s.mu.Unlock()
 	s.annMu.Lock()
 	defer s.annMu.Unlock()

@@ -132,8 +132,8 @@ func (s *Service) register(ctx context.Context) error {
 // consulLoop keeps the instance registered and its check updated from its
 // real state until ctx ends. When Consul is down or refuses, the service
 // runs on: it retries in the background and says so once per cause.
-func (s *Service) consulLoop(ctx context.Context) {
-	defer close(s.consulDone)
+func (s *Service) consulLoop(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
 	every := min(max(s.cfg.healthTTL/3, 100*time.Millisecond), 5*time.Second)
 	registered := false
 	var lastErr string
@@ -186,10 +186,11 @@ func (s *Service) startConsul() {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
 	s.mu.Lock()
-	s.consulCancel = cancel
+	s.consulCancel, s.consulDone = cancel, done
 	s.mu.Unlock()
-	go s.consulLoop(ctx)
+	go s.consulLoop(ctx, done)
 }
 
 // deregister stops the check's updates and removes the instance from
@@ -199,14 +200,14 @@ func (s *Service) startConsul() {
 // the deregister-after time).
 func (s *Service) deregister(ctx context.Context) {
 	s.mu.Lock()
-	cancel := s.consulCancel
+	cancel, done := s.consulCancel, s.consulDone
 	s.consulCancel = nil
 	s.mu.Unlock()
 	if cancel == nil {
 		return
 	}
 	cancel()
-	<-s.consulDone
+	<-done
 	ctx, stop := context.WithTimeout(context.WithoutCancel(ctx), consulCallTimeout)
 	defer stop()
 	if err := s.consul.Agent().ServiceDeregisterOpts(s.instance, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
@@ -311,7 +312,7 @@ func (s *Service) setHealthStale(name string, stale bool) {
 	}
 }
 
-// healthOf returns an instance's status in Consul, "" when Consul does not
+// healthOfLocked returns an instance's status in Consul, "" when Consul does not
 // track it (or the service has no Consul). The caller holds s.mu.
 func (s *Service) healthOfLocked(in *instanceInfo) string {
 	if s.consul == nil || !in.consul {

@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -55,4 +56,13 @@ func (s *Service) recoverPanic(ctx context.Context, a *action, tx string, err *e
 // deadline, on the caller's goroutine (WithInlineLocalActs).
 func lateError(a *action, ctx context.Context) error {
 	return fmt.Errorf("services: local action %s answered after the deadline: %w: %w", a.canon, ErrTimeout, ctx.Err())
+}
+
+// ctxErr is a context's error as an act reports it: a deadline that
+// passed also wraps ErrTimeout, as every other timeout of an act does.
+func ctxErr(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return err
 }

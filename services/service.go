@@ -63,8 +63,8 @@ type Service struct {
 	// Consul (WithConsul): the client; the registration loop's stop and
 	// end; and, guarded by mu, the health of the services watched.
 	consul       *api.Client
-	consulCancel context.CancelFunc
-	consulDone   chan struct{}
+	consulCancel context.CancelFunc // nil while no registration loop runs
+	consulDone   chan struct{}      // closed when that loop has ended
 	health       map[string]*healthView
 	watching     map[string]bool
 	watchCtx     context.Context // the watchers' context, set at start
@@ -136,7 +136,7 @@ func New(name, version string, opts ...Option) (*Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
-		s.consul, s.consulDone = c, make(chan struct{})
+		s.consul = c
 		s.health, s.watching = map[string]*healthView{}, map[string]bool{}
 	}
 	if s.broker == nil {
@@ -334,8 +334,19 @@ func (s *Service) Ready(ctx context.Context) error {
 	case stateFailed:
 		return s.err
 	}
-	if err := s.startLocked(ctx); err != nil {
-		s.err = fmt.Errorf("services: start %s@%s: %w", s.name, s.version, err)
+	// What starts here (consumers, loops) lives as long as the service:
+	// it gets ctx's deadline and cancellation for the start, not ctx's
+	// values (those of the first act or request that started it).
+	sctx, stop := detach(ctx)
+	defer stop()
+	if err := s.startLocked(sctx); err != nil {
+		s.undoStart()
+		err = fmt.Errorf("services: start %s@%s: %w", s.name, s.version, err)
+		if ctx.Err() != nil || s.closing.Err() != nil {
+			// Cut short by its context: the next Ready tries again.
+			return err
+		}
+		s.err = err
 		if !s.state.CompareAndSwap(stateNew, stateFailed) {
 			return ErrClosed
 		}
@@ -503,6 +514,61 @@ func (s *Service) serveAgain(old *rpc.Server) error {
 	return s.serveLocked(ctx, keys)
 }
 
+// detach returns a context with ctx's deadline and cancellation but none of
+// its values.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	var d context.Context
+	var cancel context.CancelFunc
+	if dl, ok := ctx.Deadline(); ok {
+		d, cancel = context.WithDeadline(context.Background(), dl)
+	} else {
+		d, cancel = context.WithCancel(context.Background())
+	}
+	stop := context.AfterFunc(ctx, cancel)
+	return d, func() { stop(); cancel() }
+}
+
+// undoStart stops what a failed start started, so that the service does
+// not go on half started (serving acts, announcing itself) while its own
+// Ready fails, and can start again.
+func (s *Service) undoStart() {
+	s.deregister(context.Background())
+	s.mu.Lock()
+	srv, client, reg, cancel := s.server, s.client, s.reg, s.bgCancel
+	s.server, s.client, s.reg, s.bgCancel = nil, nil, nil, nil
+	s.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
+	if cancel != nil {
+		cancel()
+	}
+	if reg != nil {
+		_ = reg.Close()
+	}
+	s.wg.Wait()
+	if client != nil {
+		_ = client.Close()
+	}
+	s.mu.Lock()
+	if _, ok := s.cat.instances[s.instance]; ok {
+		delete(s.cat.instances, s.instance)
+		s.rebuildLocked()
+	}
+	s.mu.Unlock()
+}
+
+// stopHeartbeat ends the heartbeat loop (and the health watchers): a
+// service that stops announces itself no more.
+func (s *Service) stopHeartbeat() {
+	s.mu.Lock()
+	cancel := s.bgCancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
 // Shutdown stops the service gracefully: it leaves the catalog (callers
 // stop routing to it), stops taking requests, waits for the requests in
 // flight to be answered, then closes as Close does. If ctx ends first it
@@ -511,6 +577,7 @@ func (s *Service) serveAgain(old *rpc.Server) error {
 func (s *Service) Shutdown(ctx context.Context) error {
 	if s.state.Load() == stateRunning {
 		s.deregister(ctx)
+		s.stopHeartbeat() // a heartbeat stuck on an away broker must not hold up the leave
 		s.leave(ctx)
 	}
 	s.mu.Lock()
@@ -548,8 +615,9 @@ func (s *Service) close(ctx context.Context) error {
 		if locked {
 			s.unlock()
 		}
+		s.deregister(ctx)
 		if wasRunning {
-			s.deregister(ctx)
+			s.stopHeartbeat()
 			s.leave(ctx)
 		}
 		var errs []error

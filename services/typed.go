@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math"
 	"reflect"
@@ -136,7 +137,7 @@ func (s *Service) callTyped(ctx context.Context, pattern string, in any) (v any,
 	actx := newActContext(ctx, tx, a, s.cfg.timeout)
 	defer actx.release()
 	if err := actx.Err(); err != nil {
-		return nil, true, err
+		return nil, true, fmt.Errorf("services: act %s: %w", a.canon, ctxErr(err))
 	}
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		s.logAct(ctx, slog.LevelDebug, "services: act (local, typed)", tx, a.pattern, a.canon)
