@@ -51,7 +51,7 @@ func BenchmarkEmit(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	br := testenv.Rabbit(b, bus.WithConnectionName("patbus-pubsub-bench"))
-	p, err := pubsub.New(br)
+	p, err := pubsub.New(ctx, br)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func TestEmitWire(t *testing.T) {
 	eachBroker(t, func(t *testing.T, e *env) {
 		ctx := testCtx(t)
 		b := e.broker()
-		p, err := pubsub.New(b)
+		p, err := pubsub.New(ctx, b)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,7 +13,7 @@ func Example() {
 	ctx := context.Background()
 	b, _ := bus.NewMemory() // or bus.Open(ctx, "amqp://…") for RabbitMQ
 	defer b.Close()
-	ps, err := pubsub.New(b)
+	ps, err := pubsub.New(ctx, b)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -63,7 +63,7 @@ func ExampleWithMiddleware() {
 			return err
 		})
 	}
-	ps, err := pubsub.New(b, pubsub.WithMiddleware(trace))
+	ps, err := pubsub.New(ctx, b, pubsub.WithMiddleware(trace))
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -38,7 +38,7 @@ func (e *env) broker() bus.Broker {
 // one (memory), closed at the end of the test.
 func (e *env) pubsub(opts ...pubsub.Option) *pubsub.PubSub {
 	e.t.Helper()
-	p, err := pubsub.New(e.broker(), opts...)
+	p, err := pubsub.New(context.Background(), e.broker(), opts...)
 	if err != nil {
 		e.t.Fatalf("pubsub.New: %v", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/patbus/patbus/bus"
 	"github.com/patbus/patbus/internal/wire"
@@ -14,9 +13,6 @@ import (
 
 // EventsExchange is the durable topic exchange on which Emit publishes.
 const EventsExchange = wire.EventsExchange
-
-// setupTimeout bounds New's declaration of EventsExchange.
-const setupTimeout = 30 * time.Second
 
 // PubSub emits events and makes subscriptions on one broker. It is safe
 // for concurrent use. It does not own the broker: Shutdown and Close stop
@@ -34,11 +30,12 @@ type PubSub struct {
 	subs     map[*Subscription]struct{}
 }
 
-// New returns a PubSub on b and declares EventsExchange. The options are
-// the defaults of every subscription it makes (see Option); they are
+// New returns a PubSub on b and declares EventsExchange; ctx bounds that
+// declaration, also while the broker is unreachable. The options are the
+// defaults of every subscription it makes (see Option); they are
 // validated at once, and every problem is reported in one error wrapping
 // ErrInvalidConfig.
-func New(b bus.Broker, opts ...Option) (*PubSub, error) {
+func New(ctx context.Context, b bus.Broker, opts ...Option) (*PubSub, error) {
 	cfg := defaults().with(opts)
 	cfg.group, cfg.emptyGroup = "", false // subscriptions choose their own
 	problems := cfg.check()
@@ -55,8 +52,6 @@ func New(b bus.Broker, opts ...Option) (*PubSub, error) {
 		groups:   map[string]string{},
 		subs:     map[*Subscription]struct{}{},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
-	defer cancel()
 	if err := p.declareExchange(ctx, EventsExchange, bus.Topic); err != nil {
 		return nil, err
 	}

@@ -240,7 +240,7 @@ func TestGroupKeepsEventsWhileNoInstanceRuns(t *testing.T) {
 
 		// The first instance takes one event and falls over holding it.
 		b1 := e.broker()
-		p1, err := pubsub.New(b1)
+		p1, err := pubsub.New(ctx, b1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -473,7 +473,7 @@ func TestSubscriptionReportsItsEnd(t *testing.T) {
 		group := "end-" + run
 		e.deleteQueues(pubsub.EventsExchange+"."+group, pubsub.EventsExchange+"."+group+".dead")
 		b := e.broker()
-		p, err := pubsub.New(b)
+		p, err := pubsub.New(ctx, b)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -140,7 +140,7 @@ func TestUndecodableEventsAreRejectedAtOnce(t *testing.T) {
 		dead := pubsub.EventsExchange + "." + group + ".dead"
 		e.deleteQueues(pubsub.EventsExchange+"."+group, dead)
 		b := e.broker()
-		p, err := pubsub.New(b)
+		p, err := pubsub.New(ctx, b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,7 +260,7 @@ func TestConcurrencyIsBounded(t *testing.T) {
 		if !ok {
 			t.Fatalf("%T cannot inspect queues", b)
 		}
-		p, err := pubsub.New(b)
+		p, err := pubsub.New(ctx, b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -308,11 +308,11 @@ func TestConcurrencyIsBounded(t *testing.T) {
 // the options that only subscriptions take.
 func TestOptionsAreValidatedAtOnce(t *testing.T) {
 	b := testenv.Memory(t)
-	_, err := pubsub.New(b, pubsub.WithPrefetch(0), pubsub.WithConcurrency(-1))
+	_, err := pubsub.New(context.Background(), b, pubsub.WithPrefetch(0), pubsub.WithConcurrency(-1))
 	if !errors.Is(err, pubsub.ErrInvalidConfig) || !strings.Contains(err.Error(), "prefetch 0") || !strings.Contains(err.Error(), "concurrency -1") {
 		t.Errorf("New with two bad options: %v", err)
 	}
-	p, err := pubsub.New(b, pubsub.Group(""), pubsub.WithConcurrency(4), pubsub.WithPrefetch(2))
+	p, err := pubsub.New(context.Background(), b, pubsub.Group(""), pubsub.WithConcurrency(4), pubsub.WithPrefetch(2))
 	if err != nil {
 		t.Fatalf("New with Group(\"\") and a prefetch below the concurrency: %v", err)
 	}

@@ -208,7 +208,7 @@ func BenchmarkWork(b *testing.B) {
 			if err := fill.Publish(ctx, wq, n, benchBody); err != nil {
 				return 0, err
 			}
-			q, err := workers.New(br, wq, workers.WithPrefetch(prefetch), workers.WithConcurrency(concurrency))
+			q, err := workers.New(ctx, br, wq, workers.WithPrefetch(prefetch), workers.WithConcurrency(concurrency))
 			if err != nil {
 				return 0, err
 			}

@@ -35,7 +35,7 @@ func TestHundredThousandItemsSurviveAWorkerCrash(t *testing.T) {
 	defer cancel()
 
 	producer := dialRabbit(t)
-	q, err := workers.New(producer, queueName(t))
+	q, err := workers.New(ctx, producer, queueName(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestHundredThousandItemsSurviveAWorkerCrash(t *testing.T) {
 	queues := make([]*workers.Queue, nWorkers)
 	for w := 0; w < nWorkers; w++ {
 		brokers[w] = dialRabbit(t)
-		wq, err := workers.New(brokers[w], q.Name(), workers.WithPrefetch(prefetch), workers.WithConcurrency(concurrency))
+		wq, err := workers.New(ctx, brokers[w], q.Name(), workers.WithPrefetch(prefetch), workers.WithConcurrency(concurrency))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -35,7 +35,7 @@ func TestCrashLoopIsDeadLettered(t *testing.T) {
 			if rabbit {
 				pb = dialRabbit(t) // a process of its own
 			}
-			wq, err := workers.New(pb, q.Name(), workers.WithMaxRedeliveries(limit))
+			wq, err := workers.New(ctx, pb, q.Name(), workers.WithMaxRedeliveries(limit))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +69,7 @@ func TestCrashLoopIsDeadLettered(t *testing.T) {
 
 		// The next worker does not run the item again.
 		calls := newLedger()
-		wq, err := workers.New(b, q.Name(), workers.WithMaxRedeliveries(limit))
+		wq, err := workers.New(ctx, b, q.Name(), workers.WithMaxRedeliveries(limit))
 		if err != nil {
 			t.Fatal(err)
 		}

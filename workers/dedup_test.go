@@ -203,7 +203,7 @@ func TestDedupSkipsAnItemRedeliveredAfterSuccess(t *testing.T) {
 				return ctx.Err()
 			})
 		}
-		first, err := workers.New(b, q.Name(), workers.WithMiddleware(stall, workers.Dedup(store, nil)))
+		first, err := workers.New(ctx, b, q.Name(), workers.WithMiddleware(stall, workers.Dedup(store, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,7 +221,7 @@ func TestDedupSkipsAnItemRedeliveredAfterSuccess(t *testing.T) {
 				return next.Handle(ctx, it)
 			})
 		}
-		second, err := workers.New(b, q.Name(), workers.WithMiddleware(watch, workers.Dedup(store, nil)))
+		second, err := workers.New(ctx, b, q.Name(), workers.WithMiddleware(watch, workers.Dedup(store, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}

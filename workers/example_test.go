@@ -19,7 +19,7 @@ func Example() {
 		Image string `json:"image"`
 		Width int    `json:"width"`
 	}
-	q, err := workers.New(b, "images", workers.WithConcurrency(4), workers.WithMaxAttempts(3),
+	q, err := workers.New(ctx, b, "images", workers.WithConcurrency(4), workers.WithMaxAttempts(3),
 		workers.WithBackoff(10*time.Millisecond, time.Second))
 	if err != nil {
 		fmt.Println(err)
@@ -55,7 +55,7 @@ func ExampleQueue_Stats() {
 	b, _ := bus.NewMemory()
 	defer b.Close()
 
-	q, _ := workers.New(b, "mail", workers.WithConcurrency(1), workers.WithMaxAttempts(2),
+	q, _ := workers.New(ctx, b, "mail", workers.WithConcurrency(1), workers.WithMaxAttempts(2),
 		workers.WithBackoff(time.Minute, time.Minute))
 	for _, to := range []string{"ann@example.com", "bob@example.com", "not an address"} {
 		_ = q.Enqueue(ctx, to)

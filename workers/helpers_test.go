@@ -45,7 +45,7 @@ func queueName(t testing.TB) string {
 // worker stopped.
 func newQueue(t testing.TB, b bus.Broker, opts ...workers.Option) *workers.Queue {
 	t.Helper()
-	q, err := workers.New(b, queueName(t), opts...)
+	q, err := workers.New(context.Background(), b, queueName(t), opts...)
 	if err != nil {
 		t.Fatalf("workers.New: %v", err)
 	}

@@ -12,9 +12,6 @@ import (
 	"github.com/patbus/patbus/internal/engine"
 )
 
-// maxQueueName is AMQP's limit on a short string such as a queue name.
-const maxQueueName = 255
-
 // Queue is a durable work queue with its retry and dead-letter queues. It
 // enqueues items, reports its depth (Stats) and runs one worker over them
 // (Start or Work). A Queue is safe for concurrent use. It does not own the
@@ -43,8 +40,9 @@ type Queue struct {
 // existing queue with other settings fails with an error wrapping
 // bus.ErrPrecondition. Several Queue values, in one process or many, may
 // stand for the same queues: each runs its own worker, and the broker
-// shares the items among them.
-func New(b bus.Broker, queue string, opts ...Option) (*Queue, error) {
+// shares the items among them. ctx bounds the declarations, also while the
+// broker is unreachable.
+func New(ctx context.Context, b bus.Broker, queue string, opts ...Option) (*Queue, error) {
 	cfg, err := newConfig(opts)
 	var problems []error
 	if err != nil {
@@ -82,12 +80,10 @@ func New(b bus.Broker, queue string, opts ...Option) (*Queue, error) {
 		}
 	}
 	for _, n := range append(q.RetryQueues(), queue, q.dead) {
-		if len(n) > maxQueueName {
-			return nil, fmt.Errorf("%w: queue name %.40q… is longer than %d bytes", ErrInvalidConfig, n, maxQueueName)
+		if len(n) > bus.MaxNameLen {
+			return nil, fmt.Errorf("%w: queue name %.40q… is longer than %d bytes", ErrInvalidConfig, n, bus.MaxNameLen)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.publishTimeout)
-	defer cancel()
 	if err := q.declare(ctx); err != nil {
 		return nil, err
 	}

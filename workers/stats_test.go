@@ -108,7 +108,7 @@ func TestStatsNeedAQueueInspector(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	q, err := workers.New(noInspect{b}, "stats.plain")
+	q, err := workers.New(context.Background(), noInspect{b}, "stats.plain")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -358,7 +358,7 @@ func TestShutdownFinishesInFlightWork(t *testing.T) {
 		}
 		// Nothing is left: a new queue value on the same name sees only a
 		// marker enqueued now.
-		q2, err := workers.New(b, q.Name())
+		q2, err := workers.New(ctx, b, q.Name())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -406,7 +406,7 @@ func TestShutdownTimeoutAndCloseHandBackItems(t *testing.T) {
 						t.Fatalf("Shutdown: %v, want DeadlineExceeded", err)
 					}
 				}
-				q2, err := workers.New(b, q.Name())
+				q2, err := workers.New(ctx, b, q.Name())
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -519,7 +519,7 @@ func TestInvalidConfig(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := workers.New(c.b, c.queue, c.opts...); !errors.Is(err, workers.ErrInvalidConfig) {
+			if _, err := workers.New(context.Background(), c.b, c.queue, c.opts...); !errors.Is(err, workers.ErrInvalidConfig) {
 				t.Errorf("New: %v, want ErrInvalidConfig", err)
 			}
 		})
@@ -535,7 +535,7 @@ func TestBackoffSteps(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	q, err := workers.New(b, "steps", workers.WithMaxAttempts(6), workers.WithBackoff(time.Second, 5*time.Second))
+	q, err := workers.New(context.Background(), b, "steps", workers.WithMaxAttempts(6), workers.WithBackoff(time.Second, 5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

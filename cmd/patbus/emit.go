@@ -75,7 +75,7 @@ func runEmit(a *app, ctx context.Context, args []string) int {
 		return a.fail(c, err)
 	}
 	defer b.Close()
-	ps, err := pubsub.New(b)
+	ps, err := pubsub.New(ctx, b)
 	if err != nil {
 		return a.fail(c, err)
 	}

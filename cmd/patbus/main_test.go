@@ -90,7 +90,7 @@ func runTestService(name string) int {
 	}
 	switch name {
 	case "alpha":
-		ps, err := pubsub.New(b)
+		ps, err := pubsub.New(ctx, b)
 		if err != nil {
 			fmt.Println("service:", err)
 			return 1

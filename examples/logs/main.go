@@ -58,7 +58,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, messages []string, su
 
 	// The subscribers: each its own exclusive queue bound to the exchange.
 	for i := 1; i <= subscribers; i++ {
-		ps, err := pubsub.New(b)
+		ps, err := pubsub.New(ctx, b)
 		if err != nil {
 			return err
 		}
@@ -78,7 +78,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, messages []string, su
 	}
 
 	// The publisher.
-	publisher, err := pubsub.New(b)
+	publisher, err := pubsub.New(ctx, b)
 	if err != nil {
 		return err
 	}

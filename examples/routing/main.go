@@ -61,7 +61,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, lines []Line) (err er
 	p := &printer{out: out}
 	got := make(chan struct{}, len(lines))
 	for _, rank := range Ranks {
-		ps, err := pubsub.New(b)
+		ps, err := pubsub.New(ctx, b)
 		if err != nil {
 			return err
 		}
@@ -84,7 +84,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, lines []Line) (err er
 		}
 	}
 
-	publisher, err := pubsub.New(b)
+	publisher, err := pubsub.New(ctx, b)
 	if err != nil {
 		return err
 	}

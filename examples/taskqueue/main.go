@@ -66,7 +66,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, tasks []string, unit 
 
 	// The workers: each its own consumer, one task at a time.
 	for i := 1; i <= consumers; i++ {
-		q, err := workers.New(b, Queue, workers.WithPrefetch(1))
+		q, err := workers.New(ctx, b, Queue, workers.WithPrefetch(1))
 		if err != nil {
 			return err
 		}
@@ -90,7 +90,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, tasks []string, unit 
 	}
 
 	// The producer: each task persistent and confirmed.
-	producer, err := workers.New(b, Queue)
+	producer, err := workers.New(ctx, b, Queue)
 	if err != nil {
 		return err
 	}

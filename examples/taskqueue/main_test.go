@@ -23,7 +23,7 @@ func TestTaskQueue(t *testing.T) {
 		clean := func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			q, err := workers.New(b, Queue)
+			q, err := workers.New(ctx, b, Queue)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -60,7 +60,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, lines []Line) (err er
 	p := &printer{out: out}
 	got := make(chan struct{}, len(lines)*len(BindingKeys))
 	for _, key := range BindingKeys {
-		ps, err := pubsub.New(b)
+		ps, err := pubsub.New(ctx, b)
 		if err != nil {
 			return err
 		}
@@ -83,7 +83,7 @@ func run(ctx context.Context, b bus.Broker, out io.Writer, lines []Line) (err er
 		}
 	}
 
-	publisher, err := pubsub.New(b)
+	publisher, err := pubsub.New(ctx, b)
 	if err != nil {
 		return err
 	}

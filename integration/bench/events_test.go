@@ -87,7 +87,7 @@ func BenchmarkEvents(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer br.Close()
-	ps, err := pubsub.New(br)
+	ps, err := pubsub.New(ctx, br)
 	if err != nil {
 		b.Fatal(err)
 	}
