@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/internal/wire"
 )
 
 // errRedelivered is what the crash-loop guard returns for an item the
@@ -83,29 +84,7 @@ func (q *Queue) redeliver(ctx context.Context, d *bus.Delivery, it *Item) {
 // deliveriesOf reads HeaderDeliveries: 0 when absent or odd, never more
 // than math.MaxInt32.
 func deliveriesOf(h map[string]any) int {
-	var n int64
-	switch v := h[HeaderDeliveries].(type) {
-	case int64:
-		n = v
-	case int32:
-		n = int64(v)
-	case int:
-		n = int64(v)
-	case int16:
-		n = int64(v)
-	case int8:
-		n = int64(v)
-	case uint8:
-		n = int64(v)
-	case uint16:
-		n = int64(v)
-	case uint32:
-		n = int64(v)
-	case float64:
-		if v >= 0 && v <= math.MaxInt32 {
-			n = int64(v)
-		}
-	}
+	n, _ := wire.Int64(h[HeaderDeliveries])
 	return int(min(max(n, 0), math.MaxInt32))
 }
 

@@ -20,53 +20,59 @@ const (
 // DeadlineValue is the value of HeaderDeadline for t: Unix milliseconds.
 func DeadlineValue(t time.Time) int64 { return t.UnixMilli() }
 
-// ParseDeadline decodes a HeaderDeadline value. It accepts every integer
-// type, a whole float64 and a decimal string, so that producers in other
-// languages need not send exactly a 64-bit integer. ok is false when v is
-// absent, not a number, or not positive.
-func ParseDeadline(v any) (t time.Time, ok bool) {
-	var ms int64
+// Int64 reads an integer header value as producers in other languages may
+// send it: any integer type, a whole float (NaN, infinities and values
+// beyond int64 are refused), or a decimal string or byte string. ok is
+// false for anything else.
+func Int64(v any) (n int64, ok bool) {
 	switch x := v.(type) {
 	case int64:
-		ms = x
+		return x, true
 	case int32:
-		ms = int64(x)
+		return int64(x), true
 	case int:
-		ms = int64(x)
+		return int64(x), true
 	case int16:
-		ms = int64(x)
+		return int64(x), true
 	case int8:
-		ms = int64(x)
+		return int64(x), true
 	case uint64:
 		if x > math.MaxInt64 {
-			return time.Time{}, false
+			return 0, false
 		}
-		ms = int64(x)
+		return int64(x), true
 	case uint32:
-		ms = int64(x)
+		return int64(x), true
 	case uint16:
-		ms = int64(x)
+		return int64(x), true
 	case uint8:
-		ms = int64(x)
-	case float64:
-		if x != x || x < 1 || x > math.MaxInt64/2 {
-			return time.Time{}, false
+		return int64(x), true
+	case uint:
+		if uint64(x) > math.MaxInt64 {
+			return 0, false
 		}
-		ms = int64(x)
+		return int64(x), true
+	case float64:
+		if x != x || x < math.MinInt64/2 || x > math.MaxInt64/2 || x != math.Trunc(x) {
+			return 0, false
+		}
+		return int64(x), true
 	case float32:
-		return ParseDeadline(float64(x))
+		return Int64(float64(x))
 	case string:
 		n, err := strconv.ParseInt(x, 10, 64)
-		if err != nil {
-			return time.Time{}, false
-		}
-		ms = n
+		return n, err == nil
 	case []byte:
-		return ParseDeadline(string(x))
-	default:
-		return time.Time{}, false
+		return Int64(string(x))
 	}
-	if ms <= 0 {
+	return 0, false
+}
+
+// ParseDeadline decodes a HeaderDeadline value (Int64). ok is false when v
+// is absent, not an integer, or not positive.
+func ParseDeadline(v any) (t time.Time, ok bool) {
+	ms, ok := Int64(v)
+	if !ok || ms <= 0 {
 		return time.Time{}, false
 	}
 	return time.UnixMilli(ms), true

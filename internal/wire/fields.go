@@ -1,9 +1,6 @@
 package wire
 
-import (
-	"math"
-	"time"
-)
+import "time"
 
 // Headers of work items (package workers): the attempt on retried items,
 // and the last error on retried and dead-lettered ones.
@@ -109,44 +106,12 @@ func ChainHeaders(tx string) map[string]any {
 	return h
 }
 
-// parseAttempt reads HeaderAttempt; anything missing or odd counts as 1,
-// and the count is capped so that arithmetic on it cannot overflow.
+// parseAttempt reads HeaderAttempt (Int64); anything missing or odd counts
+// as 1, and the count is capped so that arithmetic on it cannot overflow.
 func parseAttempt(v any) int {
-	var n int64
-	switch x := v.(type) {
-	case int64:
-		n = x
-	case int32:
-		n = int64(x)
-	case int:
-		n = int64(x)
-	case int16:
-		n = int64(x)
-	case int8:
-		n = int64(x)
-	case uint8:
-		n = int64(x)
-	case uint16:
-		n = int64(x)
-	case uint32:
-		n = int64(x)
-	case uint64:
-		if x > math.MaxInt64 {
-			x = math.MaxInt64
-		}
-		n = int64(x)
-	case float64:
-		if x == x && x < 1<<31 {
-			n = int64(x)
-		} else if x >= 1<<31 {
-			n = 1 << 31
-		}
-	}
-	if n < 1 {
+	n, ok := Int64(v)
+	if !ok || n < 1 {
 		return 1
 	}
-	if n > 1<<30 {
-		return 1 << 30
-	}
-	return int(n)
+	return int(min(n, 1<<30))
 }

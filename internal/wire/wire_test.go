@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"math"
 	"regexp"
 	"strconv"
 	"testing"
@@ -139,5 +140,26 @@ func TestPutTx(t *testing.T) {
 	}
 	if f := Read(h); f.Tx != tx {
 		t.Errorf("Read after PutTx: tx %q, want %q", f.Tx, tx)
+	}
+}
+
+func TestInt64(t *testing.T) {
+	for _, c := range []struct {
+		in   any
+		want int64
+		ok   bool
+	}{
+		{int64(7), 7, true}, {int32(-7), -7, true}, {uint8(7), 7, true}, {uint(7), 7, true},
+		{float64(7), 7, true}, {float32(7), 7, true}, {"7", 7, true}, {[]byte("7"), 7, true},
+		{uint64(1 << 63), 0, false}, {float64(7.5), 0, false}, {math.NaN(), 0, false},
+		{math.Inf(1), 0, false}, {1e300, 0, false}, {"seven", 0, false}, {nil, 0, false}, {true, 0, false},
+	} {
+		got, ok := Int64(c.in)
+		if got != c.want || ok != c.ok {
+			t.Errorf("Int64(%#v) = %d, %v; want %d, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+	if f := Read(map[string]any{HeaderAttempt: int64(1) << 40}); f.Attempt != 1<<30 {
+		t.Errorf("a huge attempt reads as %d, want the cap %d", f.Attempt, 1<<30)
 	}
 }
