@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -75,20 +73,6 @@ type pendingCopy struct {
 	d    *bus.Delivery
 	conf *bus.Confirmation
 	key  string
-}
-
-// replayFault is a test hook: PATBUS_CLI_FAULT=replay-exit-after-journal:N
-// makes the process exit at once (status 9, as if killed) once the N-th
-// journal copy is confirmed and before its original is removed, the one
-// moment an item is in two queues. Tests use it to check that the next
-// replay duplicates nothing.
-func replayFault(getenv func(string) string) int {
-	v, ok := strings.CutPrefix(getenv("PATBUS_CLI_FAULT"), "replay-exit-after-journal:")
-	if !ok {
-		return 0
-	}
-	n, _ := strconv.Atoi(v)
-	return n
 }
 
 func (a *app) dlqReplay(ctx context.Context, c command, b bus.Broker, queue string, window int) int {
