@@ -9,9 +9,9 @@ import (
 	"github.com/patbus/patbus"
 )
 
-// Sentinel errors: the values of package patbus, under the names this
-// package has always used, so that errors.Is works whichever package an
-// error came from. Errors returned by this package wrap one of them (or
+// Sentinel errors: the values of package patbus, named here too so that a
+// caller of this package need not import it; errors.Is works whichever
+// package an error came from. Errors returned by this package wrap one of them (or
 // are a *Error from the remote side).
 var (
 	// ErrNoRoute: no queue is bound for the request's routing key, so no

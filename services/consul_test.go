@@ -265,15 +265,11 @@ func TestConsulCheckFollowsTheBroker(t *testing.T) {
 func TestConsulUnreachable(t *testing.T) {
 	brokers(t, func(t *testing.T, e *env) {
 		name := e.name("noconsul")
-		start := time.Now()
 		e.svc(name, "1.0.0", func(s *services.Service) { whoami(s, "cmd:who") },
 			services.WithConsul("127.0.0.1:1"), services.WithHealthTTL(time.Second))
 		caller := e.svc(e.name("caller"), "1.0.0", nil, services.WithConsul("127.0.0.1:1"))
 		if got, _ := who(t, caller, "cmd:who,$$target:"+name, nil); got != name+"@1.0.0" {
 			t.Errorf("answered by %s", got)
-		}
-		if d := time.Since(start); d > 10*time.Second {
-			t.Errorf("start and act took %v with Consul away", d)
 		}
 	})
 	for _, bad := range []string{"http://bad host:99", "ftp://127.0.0.1:8500", "http://:8500", "127.0.0.1:port"} {

@@ -6,9 +6,9 @@ import (
 	"github.com/patbus/patbus"
 )
 
-// Sentinel errors. The shared ones are the values of package patbus
-// under the names this package has always used, so that errors.Is works
-// whichever package an error came from. Errors returned by this package
+// Sentinel errors. The shared ones are the values of package patbus,
+// named here too so that a caller of this package need not import it;
+// errors.Is works whichever package an error came from. Errors returned by this package
 // wrap one of them (or are a *patbus.Error carrying a handler's failure),
 // so callers branch with errors.Is and errors.As, or with patbus.Code.
 var (

@@ -255,13 +255,13 @@ func TestNoRouteAndDefault(t *testing.T) {
 	brokers(t, func(t *testing.T, e *env) {
 		ctx := ctxT(t)
 		s := e.svc(e.name("caller"), "1.0.0", nil)
-		start := time.Now()
-		_, err := s.Act(ctx, "role:nobody,cmd:"+e.name("x"), nil)
+		// No route is known by the end of the discovery window, well
+		// before the deadline: ErrTimeout would mean the act waited on.
+		nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err := s.Act(nctx, "role:nobody,cmd:"+e.name("x"), nil)
 		if !errors.Is(err, services.ErrNoRoute) || !errors.Is(err, rpc.ErrNoRoute) {
 			t.Fatalf("err %v, want ErrNoRoute", err)
-		}
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("no-route took %v, want at once", d)
 		}
 		rep, err := s.Act(ctx, "role:nobody", map[string]any{"default$": map[string]any{"code": 7}})
 		if err != nil {
