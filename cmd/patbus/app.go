@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/patbus/patbus/bus"
 )
 
 // app is one run of the command: its standard streams, its environment
@@ -242,21 +244,7 @@ func (a *app) fail(c command, err error) int {
 // redact removes the password of the configured broker address from s,
 // however it appears. The bus already redacts its own errors; this is the
 // second belt for text that comes from elsewhere.
-func (a *app) redact(s string) string {
-	for _, addr := range strings.Split(a.opts.amqp, ",") {
-		addr = strings.TrimSpace(addr)
-		if addr == "" {
-			continue
-		}
-		if shown := redactURL(addr); shown != addr {
-			s = strings.ReplaceAll(s, addr, shown)
-		}
-		if pw := urlPassword(addr); len(pw) >= 3 {
-			s = strings.ReplaceAll(s, pw, "xxxxx")
-		}
-	}
-	return s
-}
+func (a *app) redact(s string) string { return bus.Redact(a.opts.amqp, s) }
 
 func oneLine(s string) string {
 	s = strings.ReplaceAll(s, "\r", " ")

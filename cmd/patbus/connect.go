@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -85,11 +84,7 @@ func (a *app) dialWith(ctx context.Context, extra ...bus.Option) (bus.Broker, er
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		shown := make([]string, 0, 2)
-		for _, s := range strings.Split(addr, ",") {
-			shown = append(shown, redactURL(strings.TrimSpace(s)))
-		}
-		return nil, &connectError{addr: strings.Join(shown, ","), timeout: timeout, err: err}
+		return nil, &connectError{addr: bus.Redact(addr, addr), timeout: timeout, err: err}
 	}
 	return b, nil
 }
@@ -107,38 +102,4 @@ func (a *app) client(b bus.Broker, extra ...services.Option) (*services.Service,
 		opts = append(opts, services.WithConsul(a.opts.consul))
 	}
 	return services.NewClient(append(opts, extra...)...)
-}
-
-// redactURL removes the password from an AMQP URL, even one that does not
-// parse.
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		}
-		return u.String()
-	}
-	i := strings.Index(s, "://")
-	if i < 0 {
-		return "(unparseable address)"
-	}
-	rest := s[i+3:]
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return s
-	}
-	user := rest[:at]
-	if c := strings.Index(user, ":"); c >= 0 {
-		user = user[:c] + ":xxxxx"
-	}
-	return s[:i+3] + user + rest[at:]
-}
-
-// urlPassword returns the password of an AMQP URL, "" if it has none.
-func urlPassword(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		pw, _ := u.User.Password()
-		return pw
-	}
-	return ""
 }

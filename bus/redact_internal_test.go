@@ -71,3 +71,23 @@ func TestRedactPasswordsOfAnyLength(t *testing.T) {
 		}
 	}
 }
+
+// TestRedact: the exported form masks every address of a list, those that
+// do not parse included, and leaves text without passwords alone.
+func TestRedact(t *testing.T) {
+	addrs := "amqp://u:s3cret-pw@127.0.0.1:5672/vh, amqp://u:p%40s@127.0.0.2/vh,amqp://u:odd pw@[bad"
+	if got := Redact(addrs, addrs); strings.Contains(got, "s3cret-pw") || strings.Contains(got, "p%40s") || strings.Contains(got, "odd pw") ||
+		!strings.Contains(got, "u:xxxxx@127.0.0.1:5672/vh") || !strings.Contains(got, "127.0.0.2/vh") {
+		t.Errorf("Redact(addrs, addrs) = %q", got)
+	}
+	msg := `dial: user "u" password "p@s" refused; s3cret-pw again`
+	if got := Redact(addrs, msg); strings.Contains(got, "p@s") || strings.Contains(got, "s3cret-pw") {
+		t.Errorf("Redact(addrs, %q) = %q", msg, got)
+	}
+	if got := Redact(addrs, "no secrets here"); got != "no secrets here" {
+		t.Errorf("text without passwords changed: %q", got)
+	}
+	if got := Redact("", "amqp://u:pw@h"); got != "amqp://u:pw@h" {
+		t.Errorf("no addresses changed the text: %q", got)
+	}
+}
