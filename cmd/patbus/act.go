@@ -73,16 +73,11 @@ func runAct(a *app, ctx context.Context, args []string) int {
 	if err != nil {
 		return a.fail(c, err)
 	}
-	b, err := a.dial(ctx)
+	cl, closeAll, err := a.session(ctx, a.dial)
 	if err != nil {
 		return a.fail(c, err)
 	}
-	defer b.Close()
-	cl, err := a.client(b)
-	if err != nil {
-		return a.fail(c, err)
-	}
-	defer cl.Close()
+	defer closeAll()
 	return a.act(ctx, c, cl, pos[0], input, *tx)
 }
 

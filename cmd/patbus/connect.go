@@ -89,6 +89,21 @@ func (a *app) dialWith(ctx context.Context, extra ...bus.Option) (bus.Broker, er
 	return b, nil
 }
 
+// session opens a broker with dial and a services client on it (client);
+// closeAll closes both.
+func (a *app) session(ctx context.Context, dial func(context.Context) (bus.Broker, error)) (cl *services.Service, closeAll func(), err error) {
+	b, err := dial(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err = a.client(b)
+	if err != nil {
+		_ = b.Close()
+		return nil, nil, err
+	}
+	return cl, func() { _ = cl.Close(); _ = b.Close() }, nil
+}
+
 // client makes a services client on b (services.NewClient): it learns the
 // catalog from the registry exchange, and with --consul (or
 // CONSUL_HTTP_ADDR) routes only to versions Consul knows as healthy.

@@ -77,16 +77,11 @@ func runRepl(a *app, ctx context.Context, args []string) int {
 	defer signal.Stop(sigs)
 	base, stop := context.WithCancel(context.Background())
 	defer stop()
-	b, err := a.dialForever(base)
+	cl, closeAll, err := a.session(base, a.dialForever)
 	if err != nil {
 		return a.fail(c, err)
 	}
-	defer b.Close()
-	cl, err := a.client(b)
-	if err != nil {
-		return a.fail(c, err)
-	}
-	defer cl.Close()
+	defer closeAll()
 	if _, err := loadCatalog(base, cl, catalogSettle); err != nil {
 		return a.fail(c, err)
 	}

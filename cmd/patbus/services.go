@@ -62,16 +62,11 @@ func runServices(a *app, ctx context.Context, args []string) int {
 	if len(pos) > 0 {
 		return a.usageErr(c, "takes no arguments")
 	}
-	b, err := a.dial(ctx)
+	cl, closeAll, err := a.session(ctx, a.dial)
 	if err != nil {
 		return a.fail(c, err)
 	}
-	defer b.Close()
-	cl, err := a.client(b)
-	if err != nil {
-		return a.fail(c, err)
-	}
-	defer cl.Close()
+	defer closeAll()
 	cat, err := loadCatalog(ctx, cl, *wait)
 	if err != nil {
 		if ctx.Err() != nil {
