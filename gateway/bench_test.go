@@ -3,17 +3,15 @@ package gateway_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/patbus/patbus/gateway"
+	"github.com/patbus/patbus/internal/baseline"
 	"github.com/patbus/patbus/internal/testenv"
 )
 
@@ -67,7 +65,7 @@ func BenchmarkGateway(b *testing.B) {
 				}
 				res.Body.Close()
 				for _, u := range []string{gws.URL, plain.URL} {
-					if _, err := round(c, clients, u+"/user/7", clients*4); err != nil { // warm up
+					if _, err := baseline.HTTPLoad(c, clients, u+"/user/7", clients*4); err != nil { // warm up
 						b.Fatal(err)
 					}
 				}
@@ -79,14 +77,14 @@ func BenchmarkGateway(b *testing.B) {
 				for done := 0; done < b.N; done += per {
 					n := min(per, b.N-done)
 					t0 := time.Now()
-					lat, err := round(c, clients, gws.URL+"/user/7", n)
+					lat, err := baseline.HTTPLoad(c, clients, gws.URL+"/user/7", n)
 					gwTime += time.Since(t0)
 					if err != nil {
 						b.Fatal(err)
 					}
 					gwLat = append(gwLat, lat...)
 					t0 = time.Now()
-					lat, err = round(c, clients, plain.URL+"/user/7", n)
+					lat, err = baseline.HTTPLoad(c, clients, plain.URL+"/user/7", n)
 					plainTime += time.Since(t0)
 					if err != nil {
 						b.Fatal(err)
@@ -95,8 +93,8 @@ func BenchmarkGateway(b *testing.B) {
 				}
 				b.StopTimer()
 				gwRate, plainRate := float64(b.N)/gwTime.Seconds(), float64(b.N)/plainTime.Seconds()
-				gp50, gp99 := percentiles(gwLat)
-				pp50, pp99 := percentiles(plainLat)
+				gp50, gp99 := baseline.Percentiles(gwLat)
+				pp50, pp99 := baseline.Percentiles(plainLat)
 				b.ReportMetric(gwRate, "req/s")
 				b.ReportMetric(plainRate, "plain-req/s")
 				b.ReportMetric(gwRate/plainRate, "x-req/s")
@@ -133,51 +131,6 @@ func plainUsers() http.Handler {
 		_, _ = w.Write(body)
 	})
 	return mux
-}
-
-// round sends n GETs to url from clients goroutines and returns their
-// latencies.
-func round(c *http.Client, clients int, url string, n int) ([]time.Duration, error) {
-	lat := make([]time.Duration, n)
-	var next atomic.Int64
-	var failed atomic.Pointer[error]
-	var wg sync.WaitGroup
-	for g := 0; g < min(clients, n); g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) || failed.Load() != nil {
-					return
-				}
-				t0 := time.Now()
-				res, err := c.Get(url)
-				if err == nil {
-					_, _ = io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					if res.StatusCode != http.StatusOK {
-						err = fmt.Errorf("GET %s: status %d", url, res.StatusCode)
-					}
-				}
-				if err != nil {
-					failed.CompareAndSwap(nil, &err)
-					return
-				}
-				lat[i] = time.Since(t0)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := failed.Load(); err != nil {
-		return nil, *err
-	}
-	return lat, nil
-}
-
-func percentiles(lat []time.Duration) (p50, p99 time.Duration) {
-	slices.Sort(lat)
-	return lat[len(lat)/2], lat[len(lat)*99/100]
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -3,16 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/patbus/patbus/examples/system/user"
+	"github.com/patbus/patbus/internal/baseline"
 	"github.com/patbus/patbus/internal/testenv"
 	"github.com/patbus/patbus/store"
 )
@@ -63,7 +60,7 @@ func benchmarkLoadUser(b *testing.B, amqp string) {
 			defer c.CloseIdleConnections()
 			gwURL, plainURL := base+"/user/"+u.ID, plain.URL+"/user/"+u.ID
 			for _, url := range []string{gwURL, plainURL} { // warm up
-				if _, err := loadRound(c, clients, url, 4*clients); err != nil {
+				if _, err := baseline.HTTPLoad(c, clients, url, 4*clients); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -74,14 +71,14 @@ func benchmarkLoadUser(b *testing.B, amqp string) {
 			for done := 0; done < b.N; done += per {
 				n := min(per, b.N-done)
 				t0 := time.Now()
-				lat, err := loadRound(c, clients, gwURL, n)
+				lat, err := baseline.HTTPLoad(c, clients, gwURL, n)
 				gwTime += time.Since(t0)
 				if err != nil {
 					b.Fatal(err)
 				}
 				gwLat = append(gwLat, lat...)
 				t0 = time.Now()
-				lat, err = loadRound(c, clients, plainURL, n)
+				lat, err = baseline.HTTPLoad(c, clients, plainURL, n)
 				plainTime += time.Since(t0)
 				if err != nil {
 					b.Fatal(err)
@@ -90,8 +87,8 @@ func benchmarkLoadUser(b *testing.B, amqp string) {
 			}
 			b.StopTimer()
 			gwRate, plainRate := float64(b.N)/gwTime.Seconds(), float64(b.N)/plainTime.Seconds()
-			gp50, gp99 := percentiles(gwLat)
-			pp50, pp99 := percentiles(plainLat)
+			gp50, gp99 := baseline.Percentiles(gwLat)
+			pp50, pp99 := baseline.Percentiles(plainLat)
 			b.ReportMetric(gwRate, "req/s")
 			b.ReportMetric(plainRate, "plain-req/s")
 			b.ReportMetric(gwRate/plainRate, "x-req/s")
@@ -124,51 +121,6 @@ func plainLoad(users *store.Collection[user.User]) http.Handler {
 		_, _ = w.Write(body)
 	})
 	return mux
-}
-
-// loadRound sends n GETs to url from clients goroutines and returns their
-// latencies; any answer but 200 fails it.
-func loadRound(c *http.Client, clients int, url string, n int) ([]time.Duration, error) {
-	lat := make([]time.Duration, n)
-	var next atomic.Int64
-	var failed atomic.Pointer[error]
-	var wg sync.WaitGroup
-	for g := 0; g < min(clients, n); g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) || failed.Load() != nil {
-					return
-				}
-				t0 := time.Now()
-				res, err := c.Get(url)
-				if err == nil {
-					_, _ = io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					if res.StatusCode != http.StatusOK {
-						err = fmt.Errorf("GET %s: status %d", url, res.StatusCode)
-					}
-				}
-				if err != nil {
-					failed.CompareAndSwap(nil, &err)
-					return
-				}
-				lat[i] = time.Since(t0)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := failed.Load(); err != nil {
-		return nil, *err
-	}
-	return lat, nil
-}
-
-func percentiles(lat []time.Duration) (p50, p99 time.Duration) {
-	slices.Sort(lat)
-	return lat[len(lat)/2], lat[len(lat)*99/100]
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
