@@ -63,6 +63,17 @@ func (s *settings) addFlags(fs *flag.FlagSet, mongo bool) {
 	fs.StringVar(&s.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 }
 
+// parse parses a part's command line into fs (parseFlags), fills in the
+// addresses it did not give from the environment (fromEnv) and checks the
+// settings (check).
+func (s *settings) parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	s.fromEnv(fs)
+	return s.check(stderr)
+}
+
 // fromEnv sets the addresses that fs's command line did not give from
 // the environment. (The flags' defaults stay empty, so that -h never
 // prints an address with its password.)

@@ -64,11 +64,7 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	s.addFlags(fs, true)
 	health := fs.String("health", "", "serve /healthz and /readyz on `host:port` (such as :8081); empty: none")
 	cost := fs.Int("bcrypt-cost", bcrypt.DefaultCost, "bcrypt `cost` of new password hashes")
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return err
-	}
-	s.fromEnv(fs)
-	if err := s.check(stderr); err != nil {
+	if err := s.parse(fs, args, stderr); err != nil {
 		return err
 	}
 	b, err := s.openBroker(ctx, userService)
@@ -96,11 +92,7 @@ func runAccount(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var s settings
 	s.addFlags(fs, true)
 	health := fs.String("health", "", "serve /healthz and /readyz on `host:port` (such as :8081); empty: none")
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return err
-	}
-	s.fromEnv(fs)
-	if err := s.check(stderr); err != nil {
+	if err := s.parse(fs, args, stderr); err != nil {
 		return err
 	}
 	b, err := s.openBroker(ctx, accountService)
@@ -149,11 +141,7 @@ func runConfig(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	health := fs.String("health", "", "serve /healthz and /readyz on `host:port` (such as :8081); empty: none")
 	file := fs.String("file", "", "JSON `file` of the configuration (default: the system's: database, gateway address, account queue, routes)")
 	gatewayAddr := fs.String("gateway-addr", sysgw.DefaultAddr, "where the gateway listens, as the default configuration says")
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return err
-	}
-	s.fromEnv(fs)
-	if err := s.check(stderr); err != nil {
+	if err := s.parse(fs, args, stderr); err != nil {
 		return err
 	}
 	doc, err := configDocument(&s, *file, *gatewayAddr, sysgw.Routes())
@@ -225,11 +213,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	s.addFlags(fs, false)
 	var g gatewayFlags
 	g.addFlags(fs)
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return err
-	}
-	s.fromEnv(fs)
-	if err := s.check(stderr); err != nil {
+	if err := s.parse(fs, args, stderr); err != nil {
 		return err
 	}
 	routes, err := g.routeMap()
