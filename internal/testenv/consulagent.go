@@ -209,7 +209,11 @@ func (a *ConsulAgent) signalPaused(sig syscall.Signal, paused bool) {
 	if a.cmd == nil {
 		a.t.Fatalf("testenv: Consul agent %s is not running", a.Node)
 	}
-	if err := a.cmd.Process.Signal(sig); err != nil {
+	if sig == syscall.SIGSTOP {
+		if err := stopProcess(a.cmd.Process.Pid); err != nil {
+			a.t.Fatalf("testenv: Consul agent: %v", err)
+		}
+	} else if err := a.cmd.Process.Signal(sig); err != nil {
 		a.t.Fatalf("testenv: signal Consul agent: %v", err)
 	}
 	a.paused = paused

@@ -365,11 +365,11 @@ func killAndWait(pid int) error {
 
 // Pause stops the node's process with SIGSTOP: it holds its sockets open
 // but answers nothing (a stalled broker, or a node cut off by a network
-// partition). Resume undoes it.
+// partition); it returns once the process has stopped. Resume undoes it.
 func (n *RabbitNode) Pause() {
 	n.t.Helper()
-	if err := syscall.Kill(n.Pid(), syscall.SIGSTOP); err != nil {
-		n.t.Fatalf("testenv: kill -STOP: %v", err)
+	if err := stopProcess(n.Pid()); err != nil {
+		n.t.Fatalf("testenv: %v", err)
 	}
 }
 
