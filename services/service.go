@@ -337,9 +337,7 @@ func (s *Service) Ready(ctx context.Context) error {
 	// What starts here (consumers, loops) lives as long as the service:
 	// it gets ctx's deadline and cancellation for the start, not ctx's
 	// values (those of the first act or request that started it).
-	sctx, stop := detach(ctx)
-	defer stop()
-	if err := s.startLocked(sctx); err != nil {
+	if err := s.startLocked(detached{ctx}); err != nil {
 		s.undoStart()
 		err = fmt.Errorf("services: start %s@%s: %w", s.name, s.version, err)
 		if ctx.Err() != nil || s.closing.Err() != nil {
@@ -514,19 +512,14 @@ func (s *Service) serveAgain(old *rpc.Server) error {
 	return s.serveLocked(ctx, keys)
 }
 
-// detach returns a context with ctx's deadline and cancellation but none of
-// its values.
-func detach(ctx context.Context) (context.Context, context.CancelFunc) {
-	var d context.Context
-	var cancel context.CancelFunc
-	if dl, ok := ctx.Deadline(); ok {
-		d, cancel = context.WithDeadline(context.Background(), dl)
-	} else {
-		d, cancel = context.WithCancel(context.Background())
-	}
-	stop := context.AfterFunc(ctx, cancel)
-	return d, func() { stop(); cancel() }
-}
+// detached is a context with the deadline, cancellation and error of the
+// one it wraps but none of its values: its Err is exactly the wrapped
+// one's (DeadlineExceeded at the deadline), where a copy of the deadline
+// on a fresh context could race the wrapped one's cancellation and report
+// Canceled instead.
+type detached struct{ context.Context }
+
+func (detached) Value(any) any { return nil }
 
 // undoStart stops what a failed start started, so that the service does
 // not go on half started (serving acts, announcing itself) while its own
