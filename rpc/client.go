@@ -40,6 +40,14 @@ type Request struct {
 	// Headers are extra application headers (optional). They cannot replace
 	// the headers the Client sets, except traceparent.
 	Headers map[string]any
+	// ID is the request's correlation and message id (optional; a fresh
+	// one when empty). It must be unique among the Client's calls in
+	// flight. A call whose context carries no tx, or the tx ID, sends no
+	// tx header: the server takes a request's message id as the tx of a
+	// request without one, so a chain that starts here costs no header
+	// (WIRE.md). Callers that need to know the tx of a root call before it
+	// goes out set ID to a fresh wire id and put it in ctx.
+	ID string
 }
 
 // Reply is a successful answer.
@@ -197,6 +205,9 @@ func (c *Client) register(id string, ch chan *bus.Delivery) error {
 	if c.cause != nil {
 		return c.cause
 	}
+	if _, dup := c.pending[id]; dup {
+		return fmt.Errorf("%w: request id %s is already in flight on this client", ErrInvalidConfig, id)
+	}
 	c.pending[id] = ch
 	return nil
 }
@@ -216,11 +227,13 @@ func (c *Client) pendingCount() int {
 
 // Call publishes req and waits for its reply.
 //
-// The request is published mandatory with a fresh correlation id (also its
-// message id), the Client's reply queue (or amq.rabbitmq.reply-to) as
-// reply-to, the tx id of ctx (a fresh one if ctx has none) in patbus-tx, a
-// traceparent, the deadline in patbus-deadline (Unix ms) and the time left
-// before it as the message's expiration. When ctx has no deadline, the Client's timeout (WithTimeout)
+// The request is published mandatory with a correlation id (req.ID or a
+// fresh one; also its message id), the Client's reply queue (or
+// amq.rabbitmq.reply-to) as reply-to, the tx id of ctx in traceparent (or
+// patbus-tx) unless it is the request's id, the deadline in
+// patbus-deadline (Unix ms) and the time left before it as the message's
+// expiration. A call whose ctx has no tx starts a chain whose tx is its
+// id. When ctx has no deadline, the Client's timeout (WithTimeout)
 // applies.
 //
 // Call returns the Reply when the handler succeeded, a *Error when the
@@ -255,14 +268,18 @@ func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
 		return nil, fail(ctxError(ctx, context.DeadlineExceeded))
 	}
 
+	id := req.ID
+	if id == "" {
+		id = wire.NewID()
+	}
 	tx := wire.Tx(ctx)
 	if tx == "" {
-		tx = wire.NewID()
+		tx = id
 	}
-	id := wire.NewID()
 	// Every header costs coding on both ends and parsing in the broker:
 	// the pattern travels as the message type, a tx id that is a trace id
-	// only inside traceparent (WIRE.md).
+	// only inside traceparent, and a tx that is the request's own id not
+	// at all (WIRE.md).
 	headers := make(map[string]any, len(req.Headers)+3)
 	for k, v := range req.Headers {
 		headers[k] = v
@@ -277,7 +294,9 @@ func (c *Client) Call(ctx context.Context, req Request) (*Reply, error) {
 	} else {
 		headers[wire.HeaderPattern] = req.Pattern
 	}
-	wire.PutTx(headers, tx)
+	if _, forwarded := headers[wire.HeaderTraceparent]; tx != id || forwarded {
+		wire.PutTx(headers, tx)
+	}
 	headers[wire.HeaderDeadline] = wire.DeadlineValue(deadline)
 
 	exchange := req.Exchange

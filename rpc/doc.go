@@ -12,11 +12,11 @@
 // queue name; package services publishes acts on its topic exchange
 // patbus.act), mandatory, with publisher confirms, a fresh correlation id,
 // the reply queue as reply-to, the pattern as the message type, the tx id
-// inside traceparent, the deadline in the header patbus-deadline and the
+// inside traceparent (none when the call starts a chain: its tx is then
+// its correlation id), the deadline in the header patbus-deadline and the
 // time left before it as the message expiration (WIRE.md: every header
 // costs both ends and the broker, so there are as few as that). It then
-// waits for whichever comes
-// first: the reply, a return from the broker (no queue bound for the key:
+// waits for whichever comes first: the reply, a return from the broker (no queue bound for the key:
 // ErrNoRoute at once, never a timeout), a nack, the deadline, or Close.
 // Replies whose correlation id nobody waits for any more are dropped.
 // When the reply queue's connection is lost while a call waits, the queue

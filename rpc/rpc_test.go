@@ -701,6 +701,59 @@ func TestParseDeadline(t *testing.T) {
 	}
 }
 
+// A call whose context carries no tx starts a chain named by its id: the
+// request carries no tx header at all, and the server hands the handler
+// the correlation id as the tx. A request id already in flight is refused.
+func TestRootCallCarriesNoTxHeader(t *testing.T) {
+	eachBroker(t, func(t *testing.T, e *env) {
+		queue, key := service(t, e.b)
+		got := make(chan *ServerRequest, 2)
+		release := make(chan struct{})
+		startServer(t, e.b, queue, func(ctx context.Context, req *ServerRequest) ([]byte, error) {
+			if wire.Tx(ctx) != req.Tx {
+				t.Errorf("ctx tx %q, request tx %q", wire.Tx(ctx), req.Tx)
+			}
+			got <- req
+			if string(req.Body) == `{"hold":true}` {
+				<-release
+			}
+			return []byte(`{}`), nil
+		}, WithService("user", "1.2.3"))
+		c := newClient(t, e.b)
+
+		if _, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:test", Body: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		req := recv(t, got, "handler")
+		if req.Tx == "" || req.Tx != req.CorrelationID {
+			t.Errorf("root call: tx %q, correlation id %q; want the tx to be the id", req.Tx, req.CorrelationID)
+		}
+		for _, h := range []string{wire.HeaderTraceparent, wire.HeaderTx} {
+			if _, ok := req.Headers[h]; ok {
+				t.Errorf("a root call carries %s: %v", h, req.Headers)
+			}
+		}
+
+		id := wire.NewID()
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:test", ID: id, Body: []byte(`{"hold":true}`)})
+			done <- err
+		}()
+		if req := recv(t, got, "handler"); req.Tx != id {
+			t.Errorf("call with ID %s: tx %q", id, req.Tx)
+		}
+		_, err := c.Call(testCtx(t), Request{Exchange: actExchange, Key: key, Pattern: "cmd:test", ID: id, Body: []byte(`{}`)})
+		if !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("second call with an id in flight: %v, want ErrInvalidConfig", err)
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Errorf("the held call: %v", err)
+		}
+	})
+}
+
 // The compact request form (pattern as the message type, tx inside
 // traceparent) falls back to headers where it cannot carry the value, and a
 // server still reads requests that name everything in headers, as clients

@@ -69,7 +69,8 @@ func (s *Service) act(ctx context.Context, p patterns.Pattern, pairs []patterns.
 		}
 	}
 	tx := wire.Tx(ctx)
-	if tx == "" {
+	root := tx == ""
+	if root {
 		tx = wire.NewID()
 	}
 	if err := ctx.Err(); err != nil {
@@ -106,7 +107,7 @@ func (s *Service) act(ctx context.Context, p patterns.Pattern, pairs []patterns.
 	if wire.Tx(ctx) != tx {
 		ctx = wire.WithTx(ctx, tx)
 	}
-	return s.runRemote(ctx, res, p, data, tx)
+	return s.runRemote(ctx, res, p, data, tx, root)
 }
 
 func (s *Service) logAct(ctx context.Context, level slog.Level, msg, tx string, p patterns.Pattern, matched string, attrs ...slog.Attr) {
@@ -120,8 +121,10 @@ func (s *Service) logAct(ctx context.Context, level slog.Level, msg, tx string, 
 	s.log.LogAttrs(ctx, level, msg, attrs...)
 }
 
-// runRemote calls the chosen provider over the broker.
-func (s *Service) runRemote(ctx context.Context, res resolution, p patterns.Pattern, data map[string]any, tx string) (*Reply, error) {
+// runRemote calls the chosen provider over the broker. A root act (ctx had
+// no tx) uses its fresh tx as the request's id, so that it travels without
+// a tx header (rpc.Request.ID).
+func (s *Service) runRemote(ctx context.Context, res resolution, p patterns.Pattern, data map[string]any, tx string, root bool) (*Reply, error) {
 	body, err := json.Marshal(data)
 	if err != nil {
 		return nil, fmt.Errorf("services: act %s: %w: %w", p, ErrInvalidInput, err)
@@ -150,6 +153,9 @@ func (s *Service) runRemote(ctx context.Context, res resolution, p patterns.Patt
 		exchange, key = "", pr.queue
 	}
 	req := rpc.Request{Exchange: exchange, Key: key, Pattern: res.route.canon, Target: pr.target, Body: body}
+	if root {
+		req.ID = tx
+	}
 	rep, err := client.Call(ctx, req)
 	// An interrupted act (its answer lost with a connection) may have
 	// run: it is sent again only when its action says that is harmless,

@@ -191,7 +191,13 @@ func read(d *bus.Delivery, kind patbus.Kind, queue string) *patbus.Message {
 		m.Pattern = d.Type
 	}
 	if m.Tx == "" {
-		m.Tx = wire.NewID()
+		// A request without a tx header starts a chain named by its own
+		// id (WIRE.md); anything else without one starts a fresh chain.
+		if kind == patbus.KindAct && d.MessageID != "" {
+			m.Tx = d.MessageID
+		} else {
+			m.Tx = wire.NewID()
+		}
 	}
 	return m
 }
