@@ -125,11 +125,12 @@ func BenchmarkActMemoryBroker(b *testing.B) {
 //   - "direct-app": the tutorial as it is, to the queue through the default
 //     exchange, doing the application work: the baseline of patbus-direct.
 //
-// Rounds alternate the contenders (sequential calls, then calls from 64
-// goroutines, for each in turn), so that a machine whose load drifts
-// affects all alike; each iteration is a whole comparison lasting several
-// seconds per contender. It reports p50 and p99 at 1 and at 64 callers and
-// calls/s at 64 for each, and the ratios of patbus to topic-app and of
+// Rounds alternate the contenders (a second of sequential calls, then
+// three seconds of continuous calls from 64 goroutines, for each in turn),
+// so that a machine whose load drifts affects all alike; each iteration is
+// a whole comparison of five rounds, twenty seconds per contender. It
+// reports p50 and p99 at 1 and at 64 callers and calls/s at 64 for each
+// (the median round), and the ratios of patbus to topic-app and of
 // patbus-direct to direct-app.
 //
 //	PATBUS_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ go test -run '^$' -bench Remote -benchtime 1x -count 3 ./services
@@ -218,7 +219,7 @@ func BenchmarkRemote(b *testing.B) {
 	for _, c := range contenders {
 		measure(c.call, 1, 50) // warm up
 	}
-	const rounds, seqCalls, parCalls = 6, 500, 8000
+	const rounds, seqFor, parFor = 5, time.Second, 3 * time.Second
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		lat1 := make([][]time.Duration, len(contenders))
@@ -226,14 +227,14 @@ func BenchmarkRemote(b *testing.B) {
 		rate := make([][]float64, len(contenders))
 		for r := 0; r < rounds; r++ {
 			for k, c := range contenders {
-				ds, _, err := measure(c.call, 1, seqCalls)
+				ds, _, err := measureFor(c.call, 1, seqFor)
 				if err != nil {
 					b.Fatal(err)
 				}
 				lat1[k] = append(lat1[k], ds...)
 			}
 			for k, c := range contenders {
-				ds, cps, err := measure(c.call, 64, parCalls)
+				ds, cps, err := measureFor(c.call, 64, parFor)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -280,6 +281,46 @@ func appLogin(body []byte) []byte {
 	}
 	b, _ := json.Marshal(out)
 	return b
+}
+
+// measureFor makes calls over conc goroutines without a pause for d and
+// returns their round trips and the throughput (calls/s).
+func measureFor(call func(ctx context.Context) error, conc int, d time.Duration) ([]time.Duration, float64, error) {
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		all     []time.Duration
+		errOnce sync.Once
+		first   error
+		stop    atomic.Bool
+	)
+	start := time.Now()
+	timer := time.AfterFunc(d, func() { stop.Store(true) })
+	defer timer.Stop()
+	for g := 0; g < conc; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var ls []time.Duration
+			for !stop.Load() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				t0 := time.Now()
+				err := call(ctx)
+				ls = append(ls, time.Since(t0))
+				cancel()
+				if err != nil {
+					errOnce.Do(func() { first = err })
+					stop.Store(true)
+					return
+				}
+			}
+			mu.Lock()
+			all = append(all, ls...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return all, float64(len(all)) / time.Since(start).Seconds(), first
 }
 
 // measure makes n calls over conc goroutines and returns their round trips
