@@ -249,7 +249,7 @@ func (s *Service) handleRegistry(body []byte) {
 		}
 		s.mu.Lock()
 		if in.consul {
-			s.watchLocked(in.service)
+			s.watchLocked()
 		}
 		s.upsertLocked(in)
 		s.mu.Unlock()
@@ -446,7 +446,7 @@ func (s *Service) Catalog() []CatalogEntry {
 		if healthRank[h] > healthRank[a.e.Health] {
 			a.e.Health = h
 		}
-		if v := s.health[in.service]; v != nil && v.stale && in.consul {
+		if s.healthStale && in.consul {
 			a.e.HealthStale = true
 		}
 		for _, c := range in.canon {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -39,20 +40,30 @@ const consulCallTimeout = 2 * time.Second
 const consulWait = 30 * time.Second
 
 // newConsul makes the Consul client for WithConsul: addr, or the standard
-// CONSUL_HTTP_ADDR (and the other CONSUL_* variables) when addr is "".
-func newConsul(addr string) (*api.Client, error) {
+// CONSUL_HTTP_ADDR (and the other CONSUL_* variables) when addr is "". It
+// returns the client's transport too, for closeConsul.
+func newConsul(addr string) (*api.Client, *http.Transport, error) {
 	cfg := api.DefaultConfig()
 	if addr != "" {
 		cfg.Address = addr
 	}
 	if err := checkConsulAddr(cfg.Address); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("consul at %q: %w", cfg.Address, err)
+		return nil, nil, fmt.Errorf("consul at %q: %w", cfg.Address, err)
 	}
-	return c, nil
+	return c, cfg.Transport, nil
+}
+
+// closeConsul closes the idle connections of the Consul client, which its
+// pooled transport would otherwise keep open for a minute and a half
+// after the service is gone.
+func (s *Service) closeConsul() {
+	if s.consulTransport != nil {
+		s.consulTransport.CloseIdleConnections()
+	}
 }
 
 // checkConsulAddr refuses an address that cannot name an agent:
@@ -109,7 +120,7 @@ func (s *Service) register(ctx context.Context) error {
 	reg := &api.AgentServiceRegistration{
 		ID:   s.instance,
 		Name: s.name,
-		Tags: []string{"v" + s.version},
+		Tags: []string{"patbus", "v" + s.version},
 		Meta: map[string]string{"version": s.version, "queue": s.queueName(), "instance": s.instance},
 		Check: &api.AgentServiceCheck{
 			CheckID:                        s.checkID(),
@@ -218,27 +229,36 @@ func (s *Service) deregister(ctx context.Context) {
 	s.log.Debug("services: deregistered from consul", "service", s.name, "instance", s.instance)
 }
 
-// watchHealth follows the health of every instance of the named service in
-// Consul with blocking queries (each answers as soon as something
-// changes) until ctx ends, and routes by it. While Consul is unreachable
-// the last known health stays in force; that is logged once, and once
-// when Consul answers again.
-func (s *Service) watchHealth(ctx context.Context, name string) {
+// healthFilter selects, in Consul, the checks the health watch needs:
+// every check of a patbus instance (registered with the tag "patbus",
+// whatever checks an operator added to it) and the node checks, which
+// count for every service on their node.
+const healthFilter = `"patbus" in ServiceTags or ServiceID == ""`
+
+// watchHealth follows the health of every patbus instance in Consul with
+// one blocking query (it answers as soon as a check changes) until ctx
+// ends, and routes by it. One query per instance, whatever the number of
+// services it hears of: a query per service watched made N services on
+// one host hold N² connections to their agent, past Consul's limit per
+// client address (http_max_conns_per_client, 200). While Consul is
+// unreachable the last known health stays in force; that is logged once,
+// and once when Consul answers again.
+func (s *Service) watchHealth(ctx context.Context) {
 	defer s.wg.Done()
 	var index uint64
 	failing := false
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		q := (&api.QueryOptions{WaitIndex: index, WaitTime: consulWait}).WithContext(ctx)
-		entries, meta, err := s.consul.Health().Service(name, "", false, q)
+		q := (&api.QueryOptions{WaitIndex: index, WaitTime: consulWait, Filter: healthFilter}).WithContext(ctx)
+		checks, meta, err := s.consul.Health().State(api.HealthAny, q)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			if !failing {
 				failing = true
-				s.log.Warn("services: consul unreachable; routing on the last known health", "service", s.name, "watching", name, "err", err)
-				s.setHealthStale(name, true)
+				s.log.Warn("services: consul unreachable; routing on the last known health", "service", s.name, "err", err)
+				s.setHealthStale(true)
 			}
 			t := time.NewTimer(backoff)
 			select {
@@ -253,8 +273,8 @@ func (s *Service) watchHealth(ctx context.Context, name string) {
 		backoff = 100 * time.Millisecond
 		if failing {
 			failing = false
-			s.log.Info("services: consul answers again", "service", s.name, "watching", name)
-			s.setHealthStale(name, false)
+			s.log.Info("services: consul answers again", "service", s.name)
+			s.setHealthStale(false)
 		}
 		// Consul's rule for blocking queries: an index that goes back
 		// starts the wait over.
@@ -263,76 +283,72 @@ func (s *Service) watchHealth(ctx context.Context, name string) {
 		} else {
 			index = meta.LastIndex
 		}
-		states := make(map[string]string, len(entries))
-		for _, e := range entries {
-			if e.Service != nil {
-				states[e.Service.ID] = e.Checks.AggregatedStatus()
-			}
-		}
-		s.setHealth(name, states)
+		s.setHealth(instanceStates(checks))
 	}
 }
 
-// healthView is what a caller knows of one service's health in Consul.
-type healthView struct {
-	states map[string]string // instance id -> Consul status
-	stale  bool              // Consul is unreachable: states are the last known
-	heard  bool              // Consul has answered at least once
+// instanceStates turns checks into each instance's status (instance id to
+// Consul status): the worst of its own checks and its node's, as Consul's
+// health endpoint for one service aggregates them.
+func instanceStates(checks api.HealthChecks) map[string]string {
+	type inst struct{ node, id string }
+	nodes := map[string]api.HealthChecks{}
+	own := map[inst]api.HealthChecks{}
+	for _, c := range checks {
+		if c.ServiceID == "" {
+			nodes[c.Node] = append(nodes[c.Node], c)
+		} else {
+			k := inst{c.Node, c.ServiceID}
+			own[k] = append(own[k], c)
+		}
+	}
+	out := make(map[string]string, len(own))
+	for k, cs := range own {
+		out[k.id] = append(cs, nodes[k.node]...).AggregatedStatus()
+	}
+	return out
 }
 
-// setHealth records the states Consul gave for the named service and
-// routes by them.
-func (s *Service) setHealth(name string, states map[string]string) {
+// setHealth records the states Consul gave and routes by them.
+func (s *Service) setHealth(states map[string]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h := s.health[name]
-	if h == nil {
-		h = &healthView{}
-		s.health[name] = h
-	}
-	changed := !h.heard || len(h.states) != len(states)
+	changed := !s.healthHeard || len(s.health) != len(states)
 	for id, st := range states {
-		if h.states[id] != st {
+		if s.health[id] != st {
 			changed = true
 		}
 	}
-	h.states, h.heard = states, true
+	s.health, s.healthHeard = states, true
 	if changed {
 		s.rebuildLocked()
 	}
 }
 
-func (s *Service) setHealthStale(name string, stale bool) {
+func (s *Service) setHealthStale(stale bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if h := s.health[name]; h != nil {
-		h.stale = stale
-	} else {
-		s.health[name] = &healthView{stale: stale}
-	}
+	s.healthStale = stale
+	s.mu.Unlock()
 }
 
-// healthOfLocked returns an instance's status in Consul, "" when Consul does not
-// track it (or the service has no Consul). The caller holds s.mu.
+// healthOfLocked returns an instance's status in Consul, "" when Consul
+// does not track it (or the service has no Consul). The caller holds s.mu.
 func (s *Service) healthOfLocked(in *instanceInfo) string {
 	if s.consul == nil || !in.consul {
 		return ""
 	}
-	if h := s.health[in.service]; h != nil {
-		return h.states[in.id]
-	}
-	return ""
+	return s.health[in.id]
 }
 
-// watchLocked starts a health watcher for the named service, once. The
-// caller holds s.mu.
-func (s *Service) watchLocked(name string) {
-	if s.consul == nil || s.watchCtx == nil || s.watching[name] {
+// watchLocked starts the health watch, once, when the service has Consul
+// and hears of an instance that Consul tracks. The caller holds s.mu.
+func (s *Service) watchLocked() {
+	if s.consul == nil || s.watchCtx == nil || s.watching {
 		return
 	}
-	s.watching[name] = true
+	s.watching = true
 	s.wg.Add(1)
-	go s.watchHealth(s.watchCtx, name)
+	go s.watchHealth(s.watchCtx)
 }
 
 // errUnhealthy explains a route that exists but has no healthy version.

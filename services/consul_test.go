@@ -3,6 +3,8 @@ package services_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,7 +65,7 @@ func TestConsulRegistration(t *testing.T) {
 	})
 	en := consulEntries(t, consul, name)[svc.Instance()]
 	if en.Service.Meta["version"] != "1.2.0" || en.Service.Meta["queue"] != testAct+"."+name+"@1.2.0" ||
-		len(en.Service.Tags) != 1 || en.Service.Tags[0] != "v1.2.0" {
+		!slices.Equal(en.Service.Tags, []string{"patbus", "v1.2.0"}) {
 		t.Errorf("registration meta %v tags %v", en.Service.Meta, en.Service.Tags)
 	}
 
@@ -278,4 +280,39 @@ func TestConsulUnreachable(t *testing.T) {
 			t.Errorf("Consul address %q: %v, want ErrInvalidConfig", bad, err)
 		}
 	}
+}
+
+// Many services with Consul on one host: each watches the health of all
+// the others with one blocking query, so that 24 of them (552 watches at
+// one query per service watched, past Consul's 200 connections per client
+// address) all see every other one passing.
+func TestConsulManyServicesOnOneHost(t *testing.T) {
+	agent := testenv.StartConsulAgent(t)
+	e := newMemEnv(t)
+	const n = 24
+	svcs := make([]*services.Service, n)
+	names := make([]string, n)
+	for i := range svcs {
+		names[i] = fmt.Sprintf("many-%d", i)
+		pattern := fmt.Sprintf("role:many,id:%d", i)
+		svcs[i] = e.svc(names[i], "1.0.0", func(s *services.Service) { whoami(s, pattern) },
+			services.WithConsul(agent.Addr()), services.WithHealthTTL(2*time.Second))
+	}
+	for i, s := range svcs {
+		waitFor(t, s, fmt.Sprintf("role:many,id:%d", (i+1)%n))
+	}
+	eventuallyWithin(t, 30*time.Second, "every service sees every other passing", func() bool {
+		for _, s := range svcs {
+			passing := 0
+			for _, c := range s.Catalog() {
+				if slices.Contains(names, c.Service) && c.Health == services.HealthPassing && !c.HealthStale {
+					passing++
+				}
+			}
+			if passing < n {
+				return false
+			}
+		}
+		return true
+	})
 }

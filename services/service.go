@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,13 +62,16 @@ type Service struct {
 	reg     *engine.Consumer // the catalog's consumer
 
 	// Consul (WithConsul): the client; the registration loop's stop and
-	// end; and, guarded by mu, the health of the services watched.
-	consul       *api.Client
-	consulCancel context.CancelFunc // nil while no registration loop runs
-	consulDone   chan struct{}      // closed when that loop has ended
-	health       map[string]*healthView
-	watching     map[string]bool
-	watchCtx     context.Context // the watchers' context, set at start
+	// end; and, guarded by mu, the health of the instances Consul tracks.
+	consul          *api.Client
+	consulTransport *http.Transport    // its connections, closed with the service
+	consulCancel    context.CancelFunc // nil while no registration loop runs
+	consulDone      chan struct{}      // closed when that loop has ended
+	health          map[string]string  // instance id -> Consul status
+	healthHeard     bool               // Consul has answered at least once
+	healthStale     bool               // Consul is unreachable: health is the last known
+	watching        bool               // the health watch runs
+	watchCtx        context.Context    // the watch's context, set at start
 
 	snap   atomic.Pointer[snapshot]
 	parsed patternCache
@@ -132,12 +136,11 @@ func New(name, version string, opts ...Option) (*Service, error) {
 	}
 	s.closing, s.stopAll = context.WithCancel(context.Background())
 	if cfg.consul {
-		c, err := newConsul(cfg.consulAddr)
+		c, t, err := newConsul(cfg.consulAddr)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
-		s.consul = c
-		s.health, s.watching = map[string]*healthView{}, map[string]bool{}
+		s.consul, s.consulTransport = c, t
 	}
 	if s.broker == nil {
 		b, err := bus.NewMemory()
@@ -629,6 +632,7 @@ func (s *Service) close(ctx context.Context) error {
 			_ = reg.Close()
 		}
 		s.wg.Wait()
+		s.closeConsul()
 		if client != nil {
 			if err := client.Close(); err != nil && !errors.Is(err, rpc.ErrClosed) {
 				errs = append(errs, err)
