@@ -1,0 +1,16 @@
+// Package cluster holds the tests of patbus on a three-node RabbitMQ
+// cluster whose nodes fail under load: acts at 16 concurrent callers,
+// work items and group events, while the node that hosts their queues'
+// leader is killed with SIGKILL and restarted, or paused with SIGSTOP
+// past the heartbeat (a network partition) and resumed. Each test keeps a
+// ledger (package soak) and checks it: no confirmed message lost,
+// duplicates within what was in flight, every failure typed
+// (patbus.Code), nothing hung, and acts answered again within 5 s of a
+// kill. It logs the figures of each fault (lines starting "CLUSTER").
+//
+// The cluster is private: three nodes on 127.0.0.1 started by
+// internal/testenv (Debian's rabbitmq-server, no Docker), one for the
+// whole test binary. Run the tests with
+//
+//	cd integration && PATBUS_REQUIRE_SERVICES=1 go test -race -count=1 -v -run TestCluster ./cluster
+package cluster
