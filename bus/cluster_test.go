@@ -54,6 +54,9 @@ func TestRabbitCluster(t *testing.T) {
 				time.Since(restartAt).Round(time.Millisecond), time.Since(faultAt).Round(time.Millisecond))
 		})
 	})
+	t.Run("MixedDestinationsAfterLeaderKill", func(t *testing.T) {
+		testMixedDestinationsAfterLeaderKill(t, c)
+	})
 	t.Run("PauseLeader", func(t *testing.T) {
 		// Longer than the client's heartbeat timeout (three intervals of
 		// 2 s) and the cluster's net_ticktime (10 s): the other nodes take
