@@ -65,20 +65,45 @@ type pubChan struct {
 	dead         chan struct{}
 	deadOnce     sync.Once
 
-	// A channel that only nacks is retired (see nackRetire): it takes no
-	// new message, and is closed once its pending copies are answered.
-	nacksInRow int           // nacks since the last ack; guarded by mu
-	retiring   bool          // guarded by mu
-	drained    chan struct{} // closed when retiring and nothing is pending
+	// A channel that only nacks for one destination is retired (see
+	// nackRetire): it takes no new message, and is closed once its
+	// pending copies are answered.
+	nacksInRow map[destination]int // nacks since the destination's last ack; guarded by mu
+	retiring   bool                // guarded by mu
+	drained    chan struct{}       // closed when retiring and nothing is pending
 }
 
-// nackRetire is how many nacks in a row, with no ack between them, retire
-// a publishing channel. RabbitMQ 3.10 has a channel whose first publish to
-// a quorum queue meets the queue without its leader (its node just died)
-// nack every later publish to that queue for as long as the channel lives,
-// while a fresh channel works at once; a queue at its MaxLength nacks in a
-// row too, and then costs a channel reopen per nackRetire nacks.
+// nackRetire is how many nacks in a row for one destination (exchange
+// and routing key), with no ack for it between them, retire a publishing
+// channel. RabbitMQ 3.10 has a channel whose first publish to a quorum
+// queue meets the queue without its leader (its node just died) stay
+// broken for that queue for as long as the channel lives: it nacks most
+// publishes to it, and acks some that it never enqueues, while a fresh
+// channel works at once. The channel's publishes to other queues are
+// acked as usual, so the nacks are counted per destination: counted per
+// channel, a producer that sends to two queues never saw eight in a row,
+// and lost confirmed messages. A queue at its MaxLength nacks in a row
+// too, and then costs a channel reopen and a nackPause per nackRetire
+// nacks.
 const nackRetire = 8
+
+// nackPause is how long a publishing worker waits before it replaces a
+// channel retired for nacks: a channel opened while the quorum queue is
+// still electing its leader meets it without one and breaks the same
+// way. Opened at once, one broken channel followed another for the whole
+// election, and a few of them acked messages they never enqueued; a
+// second later the election is over (after a node's kill it takes well
+// under a second).
+const nackPause = time.Second
+
+// maxNackDestinations bounds the destinations a channel counts nacks for
+// (one per destination nacked since its last ack); past it the counts
+// start again.
+const maxNackDestinations = 1024
+
+// destination is where a message was published: a channel broken for a
+// quorum queue nacks what is routed there.
+type destination struct{ exchange, key string }
 
 func (pc *pubChan) kill() { pc.deadOnce.Do(func() { close(pc.dead) }) }
 
@@ -458,6 +483,13 @@ func (p *publisher) worker() {
 			}
 			_ = ch.Close() // may wait while the broker blocks us
 		})
+		// A channel retired for nacks met a quorum queue without its
+		// leader: the next one waits until the election is likely over.
+		if retiring {
+			if !r.sleep(r.closed, nackPause) {
+				return
+			}
+		}
 		// Back off only when the broker keeps closing the channel (for
 		// example 404 for a missing exchange); a lost connection is
 		// waited for in await.
@@ -677,20 +709,27 @@ func (p *publisher) markReturned(pc *pubChan, rt amqp.Return) {
 }
 
 // confirmed settles one broker ack or nack, and retires pc when it has
-// nacked nackRetire times in a row.
+// nacked nackRetire times in a row for one destination.
 func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 	pc.mu.Lock()
 	it := pc.pending[c.DeliveryTag]
 	delete(pc.pending, c.DeliveryTag)
+	var dest destination // unknown for a copy already handed elsewhere
 	if it != nil {
 		pc.rids.release(it.match)
+		dest = destination{it.m.exchange, it.m.key}
 	}
+	nacks := 0
 	if c.Ack {
-		pc.nacksInRow = 0
+		delete(pc.nacksInRow, dest)
 	} else {
-		pc.nacksInRow++
+		if pc.nacksInRow == nil || len(pc.nacksInRow) >= maxNackDestinations {
+			pc.nacksInRow = make(map[destination]int)
+		}
+		pc.nacksInRow[dest]++
+		nacks = pc.nacksInRow[dest]
 	}
-	retire := pc.nacksInRow >= nackRetire && !pc.retiring
+	retire := nacks >= nackRetire && !pc.retiring
 	if retire {
 		pc.retiring = true
 	}
@@ -706,9 +745,9 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 		// One warning a minute: a full queue could retire channels often.
 		now := time.Now().UnixNano()
 		if last := p.nackRetired.Load(); now-last > int64(time.Minute) && p.nackRetired.CompareAndSwap(last, now) {
-			p.r.log.Warn("publish channel nacks everything: publishing on a fresh channel", "nacks", nackRetire)
+			p.r.log.Warn("publish channel nacks a destination in a row: publishing on a fresh channel", "nacks", nackRetire, "exchange", dest.exchange, "key", dest.key)
 		} else {
-			p.r.log.Debug("publish channel nacks everything: publishing on a fresh channel", "nacks", nackRetire)
+			p.r.log.Debug("publish channel nacks a destination in a row: publishing on a fresh channel", "nacks", nackRetire, "exchange", dest.exchange, "key", dest.key)
 		}
 		pc.kill()
 	}
