@@ -311,6 +311,12 @@ func testActs(t *testing.T, c *testenv.RabbitCluster, f fault) {
 			t.Errorf("shutdown: %v", err)
 		}
 	}
+	// Which callers failed, and when: with -v, or when the test fails.
+	for _, w := range []soak.Window{fw, hw, aw} {
+		for _, seq := range led.FailedSample(w.From, w.To, 5) {
+			t.Logf("failed: %s", led.Describe(seq, at))
+		}
+	}
 	if t.Failed() {
 		s.logCounts()
 	}

@@ -208,6 +208,25 @@ func (l *Ledger) MissingSample(n int) []int {
 	return out
 }
 
+// FailedSample returns up to n sequence numbers of operations that began
+// between from and to and failed or hung, for failure messages.
+func (l *Ledger) FailedSample(from, to time.Time, n int) []int {
+	a, b := l.ms(from), l.ms(to)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []int
+	for i := range l.ops {
+		o := &l.ops[i]
+		if o.start >= a && o.start < b && (o.state == opFailed || o.state == opHung) {
+			out = append(out, i)
+			if len(out) == n {
+				break
+			}
+		}
+	}
+	return out
+}
+
 // Counts returns how many operations began and how many were confirmed,
 // so far.
 func (l *Ledger) Counts() (sent, confirmed int) {
