@@ -39,7 +39,7 @@ echo "== go test -race (library)"
 go test -race -p 1 -timeout 40m -count=1 ./... "$@"
 
 echo "== go test -race (integration)"
-(cd integration && go test -race -p 1 -timeout 20m -count=1 ./... "$@")
+(cd integration && go test -race -p 1 -timeout 40m -count=1 ./... "$@")
 
 # The reference system (its own module; gofmt and go vet ran above): on
 # RabbitMQ, the MongoDB of scripts/services.sh, docker-compose and nginx.

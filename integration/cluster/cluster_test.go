@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +20,11 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// soakFor is how long the soak (TestCluster/Soak) keeps traffic flowing
+// through random faults: two minutes in the default run, longer through
+// scripts/soak.sh.
+var soakFor = flag.Duration("soak", 2*time.Minute, "how long TestCluster/Soak runs traffic through random faults")
 
 // The load of the tests: every goroutine of a driver starts at most this
 // many operations a second (16 act callers: 400 acts a second; 8
@@ -62,6 +67,23 @@ func TestCluster(t *testing.T) {
 	t.Run("WorkAndEventsKillLeader", func(t *testing.T) { testFlow(t, c, killLeader) })
 	t.Run("ActsPartition", func(t *testing.T) { testActs(t, c, pauseLeader) })
 	t.Run("WorkAndEventsPartition", func(t *testing.T) { testFlow(t, c, pauseLeader) })
+	t.Run("Soak", func(t *testing.T) { testSoak(t, c) })
+}
+
+// testSoak runs soak.Run for -soak and fails on any of its Problems.
+func testSoak(t *testing.T, c *testenv.RabbitCluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), *soakFor+10*time.Minute)
+	defer cancel()
+	rep, err := soak.Run(ctx, c, soak.Config{Duration: *soakFor, Logf: t.Logf})
+	var out strings.Builder
+	rep.Write(&out)
+	t.Logf("SOAK\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rep.Problems() {
+		t.Error(p)
+	}
 }
 
 // fault breaks leader and mends it; it returns when it broke it (at),
@@ -487,19 +509,7 @@ func testFlow(t *testing.T, c *testenv.RabbitCluster, f fault) {
 // checkTyped fails the test for failures whose code is not one of want.
 func checkTyped(t *testing.T, fig soak.Figures, want []string) {
 	t.Helper()
-	var bad []string
-	for code, n := range fig.Failures {
-		c := strings.TrimPrefix(code, "hung:")
-		ok := false
-		for _, w := range want {
-			ok = ok || c == w
-		}
-		if !ok {
-			bad = append(bad, fmt.Sprintf("%s=%d", code, n))
-		}
-	}
-	sort.Strings(bad)
-	if len(bad) > 0 {
+	if bad := fig.Unexpected(want); len(bad) > 0 {
 		t.Errorf("%s failed with unexpected codes %v (untyped: %q)", fig.Kind, bad, fig.Untyped)
 	}
 }

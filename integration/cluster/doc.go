@@ -8,6 +8,11 @@
 // (patbus.Code), nothing hung, and acts answered again within 5 s of a
 // kill. It logs the figures of each fault (lines starting "CLUSTER").
 //
+// TestCluster/Soak then keeps acts, work and events flowing for two
+// minutes (-soak) while faults strike nodes at random (soak.Run), and
+// logs the ledger with the memory and goroutine curve (after "SOAK").
+// scripts/soak.sh runs it alone for as long as it is told.
+//
 // The cluster is private: three nodes on 127.0.0.1 started by
 // internal/testenv (Debian's rabbitmq-server, no Docker), one for the
 // whole test binary. Run the tests with

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -308,6 +309,19 @@ func (l *Ledger) Figures() Figures {
 	f.Duplicates = f.Deliveries - f.Received
 	f.Untyped = slices.Clone(l.untyped)
 	return f
+}
+
+// Unexpected returns the failures (code=n) whose code is none of want;
+// a hung operation counts by the code it ended with, if any.
+func (f Figures) Unexpected(want []string) []string {
+	var bad []string
+	for code, n := range f.Failures {
+		if !slices.Contains(want, strings.TrimPrefix(code, "hung:")) {
+			bad = append(bad, fmt.Sprintf("%s=%d", code, n))
+		}
+	}
+	sort.Strings(bad)
+	return bad
 }
 
 // Window is what happened to the operations of a ledger around one
