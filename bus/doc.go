@@ -105,10 +105,10 @@
 // no ack for that destination between them, and goes on with a fresh one
 // a second later, once the election is likely over (a channel opened
 // during it breaks the same way). Counted per channel, the acks of a
-// producer's other queues kept such a channel alive, and channels
-// replaced at once broke one after the other: confirmed messages were
-// lost (TestRabbitCluster/MixedDestinationsAfterLeaderKill: about 40 of
-// 3,000 before, none in 4 runs after). A queue at its MaxLength then
+// producer's other queues would keep such a channel alive, and channels
+// replaced at once would break one after the other, each acking a few
+// messages it dropped: TestRabbitCluster/MixedDestinationsAfterLeaderKill
+// loses confirmed messages either way. A queue at its MaxLength then
 // costs a channel reopen and a second of that channel's publishing every
 // eight nacks.
 //

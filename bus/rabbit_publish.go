@@ -78,11 +78,11 @@ type pubChan struct {
 // channel. RabbitMQ 3.10 has a channel whose first publish to a quorum
 // queue meets the queue without its leader (its node just died) stay
 // broken for that queue for as long as the channel lives: it nacks most
-// publishes to it, and acks some that it never enqueues, while a fresh
-// channel works at once. The channel's publishes to other queues are
+// publishes to it, and acks some that it never enqueues, while a channel
+// opened once the queue has a leader again works. The channel's publishes to other queues are
 // acked as usual, so the nacks are counted per destination: counted per
-// channel, a producer that sends to two queues never saw eight in a row,
-// and lost confirmed messages. A queue at its MaxLength nacks in a row
+// channel, a producer that sends to two queues would never see eight in a
+// row, and would lose confirmed messages. A queue at its MaxLength nacks in a row
 // too, and then costs a channel reopen and a nackPause per nackRetire
 // nacks.
 const nackRetire = 8
@@ -90,10 +90,10 @@ const nackRetire = 8
 // nackPause is how long a publishing worker waits before it replaces a
 // channel retired for nacks: a channel opened while the quorum queue is
 // still electing its leader meets it without one and breaks the same
-// way. Opened at once, one broken channel followed another for the whole
-// election, and a few of them acked messages they never enqueued; a
-// second later the election is over (after a node's kill it takes well
-// under a second).
+// way: opened at once, one broken channel would follow another for the
+// whole election, each acking a few messages it never enqueued. A second
+// later the election is over (after a node's kill it takes well under a
+// second).
 const nackPause = time.Second
 
 // maxNackDestinations bounds the destinations a channel counts nacks for
