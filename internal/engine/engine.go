@@ -251,7 +251,9 @@ func (c *Consumer) Shutdown(ctx context.Context) error {
 		cancel()
 		_ = c.sub.Cancel(now)
 	}
-	c.wg.Wait()
+	// Done closes after the handler goroutines returned: waiting for it
+	// (not for them) means Done is closed when Shutdown returns.
+	<-c.done
 	c.cancel(errClosing)
 	switch {
 	case err == nil, errors.Is(err, bus.ErrClosed) && ctx.Err() == nil:
@@ -271,7 +273,7 @@ func (c *Consumer) Close() error {
 	now, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := c.sub.Cancel(now)
-	c.wg.Wait()
+	<-c.done
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, bus.ErrClosed) {
 		return err
 	}
