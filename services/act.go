@@ -199,7 +199,7 @@ func (s *Service) runLocal(ctx context.Context, a *action, data map[string]any, 
 // guard when local is set (an act made in this process, whose caller
 // waits), on the calling goroutine otherwise (an act from the broker, on
 // the rpc server's pool).
-func (s *Service) exec(ctx context.Context, a *action, data map[string]any, raw []byte, tx string, local bool) ([]byte, *patbus.Error, error) {
+func (s *Service) exec(ctx *actContext, a *action, data map[string]any, raw []byte, tx string, local bool) ([]byte, *patbus.Error, error) {
 	msg := &Message{Data: data, Pattern: a.pattern, Tx: tx, raw: raw}
 	var res any
 	var err error
@@ -210,7 +210,9 @@ func (s *Service) exec(ctx context.Context, a *action, data map[string]any, raw 
 			err = lateError(a, ctx)
 		}
 	default:
-		res, err = s.guard(ctx, a, func(ctx context.Context) (any, error) { return s.invoke(ctx, a, msg) })
+		j := s.runner.job()
+		j.s, j.ctx, j.a, j.tx, j.msg = s, ctx, a, tx, msg
+		res, err = s.guard(ctx, j)
 	}
 	if err != nil {
 		return nil, s.toRemote(err, tx, a.canon), err

@@ -245,10 +245,11 @@ func WithHealthTTL(d time.Duration) Option { return func(c *config) { c.healthTT
 func WithDeregisterAfter(d time.Duration) Option { return func(c *config) { c.deregisterAfter = d } }
 
 // WithInlineLocalActs runs the handler of a local act (an action of this
-// service, acted on in-process) on the caller's goroutine instead of one
-// of its own. That costs less per act (see the benchmarks), but a handler
-// that ignores its context then holds its caller until it returns, past
-// the act's deadline (the caller still gets the timeout error then). By
+// service, acted on in-process) on the caller's goroutine instead of
+// handing it to one of the service's runner goroutines. That saves the
+// hand-over between goroutines (see the benchmarks), but a handler that
+// ignores its context then holds its caller until it returns, past the
+// act's deadline (the caller still gets the timeout error then). By
 // default the caller gets its timeout at the deadline whatever the
 // handler does.
 func WithInlineLocalActs() Option { return func(c *config) { c.inlineLocal = true } }

@@ -75,6 +75,7 @@ type Service struct {
 
 	snap   atomic.Pointer[snapshot]
 	parsed patternCache
+	runner *localRunner // runs the handlers of local acts (guard)
 	pins   pinCache
 	plans  planCache
 
@@ -133,6 +134,7 @@ func New(name, version string, opts ...Option) (*Service, error) {
 		announceNow: make(chan struct{}, 1),
 		cat:         newCatalog(),
 		parsed:      patternCache{m: map[string]*parsedPattern{}},
+		runner:      newLocalRunner(),
 	}
 	s.closing, s.stopAll = context.WithCancel(context.Background())
 	if cfg.consul {
@@ -646,6 +648,7 @@ func (s *Service) close(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
+		s.runner.stop()
 		s.discoverUntil.Store(0)
 		s.mu.Lock()
 		close(s.changed)

@@ -149,7 +149,9 @@ func (s *Service) callTyped(ctx context.Context, pattern string, in any) (v any,
 			err = lateError(a, actx)
 		}
 	} else {
-		v, err = s.guard(actx, a, func(ctx context.Context) (any, error) { return s.invokeTyped(ctx, a, h, in, tx) })
+		j := s.runner.job()
+		j.s, j.ctx, j.a, j.tx, j.h, j.in = s, actx, a, tx, h, in
+		v, err = s.guard(actx, j)
 	}
 	if err != nil {
 		return nil, true, &localError{remote: s.toRemote(err, tx, a.canon), cause: err}
