@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 )
@@ -123,7 +124,7 @@ func (m *Memory) DeclareExchange(ctx context.Context, ex Exchange) error {
 		}
 		return nil
 	}
-	if hasPrefix(ex.Name, "amq.") {
+	if strings.HasPrefix(ex.Name, "amq.") {
 		return fmt.Errorf("%w: bus: exchange name %q: the prefix amq. is reserved", ErrInvalidConfig, ex.Name)
 	}
 	m.exchanges[ex.Name] = &memExchange{decl: ex}
@@ -173,7 +174,7 @@ func validateQueue(q Queue) error {
 	if len(q.Name) > MaxNameLen {
 		problems = append(problems, "name longer than 255 bytes")
 	}
-	if hasPrefix(q.Name, "amq.") {
+	if strings.HasPrefix(q.Name, "amq.") {
 		problems = append(problems, "the prefix amq. is reserved")
 	}
 	if q.MessageTTL < 0 {
@@ -206,7 +207,7 @@ func sameQueue(a, b Queue) bool {
 
 // DeleteExchange deletes the exchange and its bindings; see Broker.
 func (m *Memory) DeleteExchange(ctx context.Context, name string) error {
-	if name == "" || hasPrefix(name, "amq.") {
+	if name == "" || strings.HasPrefix(name, "amq.") {
 		return fmt.Errorf("%w: bus: exchange %q: the default and amq.* exchanges cannot be deleted", ErrInvalidConfig, name)
 	}
 	if err := m.begin(ctx, "delete exchange"); err != nil {
@@ -536,5 +537,3 @@ func randomName() string {
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
-
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
