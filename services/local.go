@@ -130,7 +130,9 @@ func (s *Service) guard(actx *actContext, j *localJob) (any, error) {
 	if !actx.deadline.IsZero() {
 		d := time.Until(actx.deadline)
 		if d <= 0 {
-			return nil, fmt.Errorf("services: act %s: %w", j.a.canon, ctxErr(context.DeadlineExceeded))
+			canon := j.a.canon
+			r.recycle(j)
+			return nil, fmt.Errorf("services: act %s: %w", canon, ctxErr(context.DeadlineExceeded))
 		}
 		if j.timer == nil {
 			j.timer = time.NewTimer(d)
