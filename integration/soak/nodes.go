@@ -84,7 +84,14 @@ func Heal(ctx context.Context, c *testenv.RabbitCluster, n *testenv.RabbitNode) 
 	for i := 0; i < 3; i++ {
 		parted, running, err := partitionState(n)
 		if err != nil {
-			return false, err
+			// The node pauses its application while it finds out where it
+			// stands (pause_minority): rabbitmqctl eval then fails with
+			// noproc. Ask again, for as long as ctx allows.
+			i--
+			if !sleepCtx(ctx, time.Second) {
+				return false, fmt.Errorf("%w (last answer: %v)", ctx.Err(), err)
+			}
+			continue
 		}
 		if parted {
 			for _, args := range [][]string{{"stop_app"}, {"start_app"}} {
