@@ -22,7 +22,7 @@
 // internal/testenv (StartRabbitCluster) for a given time, injects faults
 // at random (kill -9 and restart of a node, SIGSTOP and SIGCONT past the
 // heartbeat, rabbitmqctl close_all_connections), samples the heap, the
-// RSS and the goroutines, and returns a Report. The command
-// integration/cmd/soak runs it (scripts/soak.sh); the tests of
-// integration/cluster use the same pieces for one fault at a time.
+// RSS and the goroutines, and returns a Report. TestCluster/Soak in
+// integration/cluster runs it (scripts/soak.sh); the other tests there
+// use the same pieces for one fault at a time.
 package soak
