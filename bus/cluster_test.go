@@ -340,11 +340,16 @@ func runClusterLedger(t *testing.T, c *testenv.RabbitCluster, name string, fault
 		}
 	}
 	// Every duplicate is a copy the publisher sent again (after a
-	// reconnect, an overdue confirm or a nack) or a delivery the broker
+	// reconnect, an overdue confirm, a nack, or what a channel retired on
+	// probation had acked) or a delivery the broker
 	// made again to a consumer that reconnected (at most a prefetch's
 	// worth each time): more than that would be copies out of nowhere.
 	resent := int(nacks.Load())
 	for _, e := range events.all("connection restored", faultAt) {
+		n, _ := strconv.Atoi(e.kv["republished"])
+		resent += n
+	}
+	for _, e := range events.all("publish channel nacks a destination in a row: publishing on a fresh channel", faultAt) {
 		n, _ := strconv.Atoi(e.kv["republished"])
 		resent += n
 	}

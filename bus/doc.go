@@ -110,7 +110,12 @@
 // messages it dropped: TestRabbitCluster/MixedDestinationsAfterLeaderKill
 // loses confirmed messages either way. A queue at its MaxLength then
 // costs a channel reopen and a second of that channel's publishing every
-// eight nacks.
+// eight nacks. Such a channel can also ack a few messages before the
+// nacks that retire it, messages the queue never held: for its first two
+// seconds a publishing channel keeps the messages it got acks for (the
+// newest 256 per destination), and one retired for nacks on a
+// destination in that time publishes what it acked there again, at least
+// once, with the same message ids.
 //
 // # RabbitMQ: reconnects, generations and confirms
 //

@@ -71,7 +71,30 @@ type pubChan struct {
 	nacksInRow map[destination]int // nacks since the destination's last ack; guarded by mu
 	retiring   bool                // guarded by mu
 	drained    chan struct{}       // closed when retiring and nothing is pending
+
+	// During its probation (see probationFor) a channel keeps the
+	// messages it got acks for, by destination, so that a retirement for
+	// nacks can publish them again; nil once the probation is over.
+	opened        time.Time
+	probation     map[destination][]*pubMsg // guarded by mu
+	probationOver bool                      // guarded by mu
 }
+
+// probationFor is how long after its opening a publishing channel keeps
+// the messages it got acks for, and probationCopies how many per
+// destination (the newest). A channel opened while a quorum queue elects
+// its leader can ack, for that queue, messages RabbitMQ 3.10 never
+// enqueues, before the nacks that retire it (TestCluster/
+// WorkAndEventsKillLeader in integration/cluster lost such items): a
+// channel retired for nacks on a destination within its probation
+// publishes what it acked for that destination again, on the fresh
+// channel. That is at-least-once: a copy the queue did hold arrives twice,
+// with the same message id. The broken channels seen retire within half a
+// second of their opening.
+const (
+	probationFor    = 2 * time.Second
+	probationCopies = 256
+)
 
 // nackRetire is how many nacks in a row for one destination (exchange
 // and routing key), with no ack for it between them, retire a publishing
@@ -525,6 +548,7 @@ func (p *publisher) open(c *amqp.Connection) (*pubChan, error) {
 		pending: make(map[uint64]*pending, window),
 		dead:    make(chan struct{}),
 		drained: make(chan struct{}),
+		opened:  time.Now(),
 	}
 	for i := 0; i < window; i++ {
 		pc.slots <- struct{}{}
@@ -720,6 +744,23 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 		dest = destination{it.m.exchange, it.m.key}
 	}
 	nacks := 0
+	if !pc.probationOver {
+		// Keep acked messages while the channel is on probation; the
+		// map goes once it is over.
+		if time.Since(pc.opened) >= probationFor {
+			pc.probationOver = true
+			pc.probation = nil
+		} else if it != nil && c.Ack && it.returned == nil {
+			if pc.probation == nil {
+				pc.probation = make(map[destination][]*pubMsg)
+			}
+			kept := pc.probation[dest]
+			if len(kept) == probationCopies {
+				kept = append(kept[:0], kept[1:]...)
+			}
+			pc.probation[dest] = append(kept, it.m)
+		}
+	}
 	if c.Ack {
 		delete(pc.nacksInRow, dest)
 	} else {
@@ -730,8 +771,11 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 		nacks = pc.nacksInRow[dest]
 	}
 	retire := nacks >= nackRetire && !pc.retiring
+	var again []*pubMsg
 	if retire {
 		pc.retiring = true
+		again = pc.probation[dest]
+		pc.probation = nil
 	}
 	if pc.retiring && len(pc.pending) == 0 {
 		select {
@@ -745,9 +789,13 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 		// One warning a minute: a full queue could retire channels often.
 		now := time.Now().UnixNano()
 		if last := p.nackRetired.Load(); now-last > int64(time.Minute) && p.nackRetired.CompareAndSwap(last, now) {
-			p.r.log.Warn("publish channel nacks a destination in a row: publishing on a fresh channel", "nacks", nackRetire, "exchange", dest.exchange, "key", dest.key)
+			p.r.log.Warn("publish channel nacks a destination in a row: publishing on a fresh channel", "nacks", nackRetire, "exchange", dest.exchange, "key", dest.key, "republished", len(again))
 		} else {
-			p.r.log.Debug("publish channel nacks a destination in a row: publishing on a fresh channel", "nacks", nackRetire, "exchange", dest.exchange, "key", dest.key)
+			p.r.log.Debug("publish channel nacks a destination in a row: publishing on a fresh channel", "nacks", nackRetire, "exchange", dest.exchange, "key", dest.key, "republished", len(again))
+		}
+		// What it acked for dest may never have been enqueued.
+		for _, m := range again {
+			p.requeue(m)
 		}
 		pc.kill()
 	}
