@@ -19,8 +19,11 @@
 // kill while the node's quorum queues elect their leaders, can have a
 // few publishes confirmed that no consumer ever receives
 // (TestCluster/WorkAndEventsKillLeader: 5 of 4,700 work items, in one run
-// of four). Whether RabbitMQ 3.10 or the bus's publishing after the
-// reconnect loses them is not settled; until it is, a test that fails by
+// of four; the producer's new channels were retired for nacks on that
+// queue moments later, so the acks most likely came from channels
+// RabbitMQ 3.10 had broken for it). The bus now publishes again what a
+// channel retired on its probation had acked (bus's package doc); until
+// runs enough to show the loss gone have passed, a test that may fail by
 // chance must not decide whether a change lands.
 //
 // The cluster is private: three nodes on 127.0.0.1 started by
