@@ -47,16 +47,7 @@ func BenchmarkConsulWatching(b *testing.B) {
 	url, consul := testenv.AMQPURL(b), testenv.ConsulAddr(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	dial := func() bus.Broker {
-		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer dcancel()
-		br, err := bus.Dial(dctx, []string{url}, bus.WithConnectionName("patbus-services-bench"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = br.Close() })
-		return br
-	}
+	dial := func() bus.Broker { return benchDial(b, url) }
 	name := "bench-consul-" + wire.NewID()[:8]
 	srv := benchService(b, name, services.WithBroker(dial()), services.WithPrefetch(64), services.WithConsul(consul))
 	addBenchLogin(b, srv)

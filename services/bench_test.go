@@ -140,16 +140,7 @@ func BenchmarkRemote(b *testing.B) {
 	url := testenv.AMQPURL(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	dial := func() bus.Broker {
-		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer dcancel()
-		br, err := bus.Dial(dctx, []string{url}, bus.WithConnectionName("patbus-services-bench"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = br.Close() })
-		return br
-	}
+	dial := func() bus.Broker { return benchDial(b, url) }
 	name := "bench-" + wire.NewID()[:8]
 	srv := benchService(b, name, services.WithBroker(dial()), services.WithPrefetch(64))
 	addBenchLogin(b, srv)
@@ -323,6 +314,19 @@ func measureFor(call func(ctx context.Context) error, conc int, d time.Duration)
 	}
 	wg.Wait()
 	return all, float64(len(all)) / time.Since(start).Seconds(), first
+}
+
+// benchDial dials RabbitMQ at url for a benchmark, closed at its end.
+func benchDial(b *testing.B, url string) bus.Broker {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	br, err := bus.Dial(ctx, []string{url}, bus.WithConnectionName("patbus-services-bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = br.Close() })
+	return br
 }
 
 // measure makes n calls over conc goroutines and returns their round trips

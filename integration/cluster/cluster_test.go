@@ -282,13 +282,7 @@ func testActs(t *testing.T, c *testenv.RabbitCluster, f fault) {
 		t.Fatalf("fewer than 1000 acts answered before the fault: %+v", led.Figures())
 	}
 
-	at, healAt, healedAt := f.run(t, c, leader)
-	time.Sleep(afterwards) // the traffic goes on this long with the node back
-	stopAt := time.Now()
-	hung := 0
-	for _, d := range drivers {
-		hung += d.Stop()
-	}
+	at, healAt, healedAt, stopAt, hung := faultUnderLoad(t, c, f, leader, drivers)
 	t.Logf("CLUSTER %s: after the fault: %s", t.Name(), s.where())
 
 	fig := led.Figures()
@@ -422,13 +416,7 @@ func testFlow(t *testing.T, c *testenv.RabbitCluster, f fault) {
 		t.Fatalf("too little confirmed before the fault: work %+v, events %+v", work.Figures(), events.Figures())
 	}
 
-	at, healAt, healedAt := f.run(t, c, leader)
-	time.Sleep(afterwards) // the traffic goes on this long with the node back
-	stopAt := time.Now()
-	hung := 0
-	for _, d := range drivers {
-		hung += d.Stop()
-	}
+	at, healAt, healedAt, stopAt, hung := faultUnderLoad(t, c, f, leader, drivers)
 	// Everything confirmed must arrive: wait for it, bounded.
 	drained := soak.WaitUntil(90*time.Second, func() bool { return work.Missing() == 0 && events.Missing() == 0 })
 	drainedIn := time.Since(stopAt)
@@ -506,6 +494,20 @@ func testFlow(t *testing.T, c *testenv.RabbitCluster, f fault) {
 	if t.Failed() {
 		s.logCounts()
 	}
+}
+
+// faultUnderLoad runs f on leader while the drivers' traffic flows, lets
+// the traffic go on for afterwards, then stops the drivers. It returns
+// f's times, when the traffic stopped, and the number of operations that
+// never returned.
+func faultUnderLoad(t *testing.T, c *testenv.RabbitCluster, f fault, leader *testenv.RabbitNode, drivers []*soak.Driver) (at, healAt, healedAt, stopAt time.Time, hung int) {
+	at, healAt, healedAt = f.run(t, c, leader)
+	time.Sleep(afterwards) // the traffic goes on this long with the node back
+	stopAt = time.Now()
+	for _, d := range drivers {
+		hung += d.Stop()
+	}
+	return at, healAt, healedAt, stopAt, hung
 }
 
 // checkTyped fails the test for failures whose code is not one of want.
