@@ -2,6 +2,7 @@ package bus
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,45 @@ func TestProbationRepublishesWhatARetiredChannelAcked(t *testing.T) {
 				if m != a1 && m != a2 || !m.resend {
 					t.Errorf("published again: %+v, want a1 and a2 marked as resent", m)
 				}
+			}
+		})
+	}
+}
+
+// A message published again by such a retirement was confirmed to its
+// caller: a nack of the new copy publishes it again (while owedFor has not
+// passed) instead of dropping it, and once owedFor has passed the loss is
+// logged as an error with the message id.
+func TestOwedMessageIsPublishedAgainAfterANack(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		owed  time.Time
+		again bool
+	}{
+		{"owed lately", time.Now(), true},
+		{"owed too long", time.Now().Add(-owedFor), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs strings.Builder
+			p := &publisher{r: &Rabbit{log: slog.New(slog.NewTextHandler(&logs, nil))}, retrySig: make(chan struct{}, 1)}
+			pc := &pubChan{pending: map[uint64]*pending{}, slots: make(chan struct{}, 64),
+				dead: make(chan struct{}), drained: make(chan struct{}), opened: time.Now()}
+			m := &pubMsg{key: "a", conf: newConfirmation(), written: make(chan struct{}), owed: tc.owed,
+				pub: amqp.Publishing{MessageId: "item-7"}}
+			m.conf.resolve(nil) // its first copy was acked
+			pc.pending[1] = &pending{m: m}
+			p.confirmed(pc, amqp.Confirmation{DeliveryTag: 1, Ack: false})
+			if err := m.conf.Err(); err != nil {
+				t.Fatalf("the caller's confirmation changed to %v", err)
+			}
+			p.retryMu.Lock()
+			again := p.retry
+			p.retryMu.Unlock()
+			if got := len(again) == 1 && again[0] == m; got != tc.again {
+				t.Fatalf("published again: %v (retry %d), want %v", got, len(again), tc.again)
+			}
+			if lost := strings.Contains(logs.String(), "level=ERROR") && strings.Contains(logs.String(), "item-7"); lost == tc.again {
+				t.Errorf("error log naming the message: %v, want %v; log:\n%s", lost, !tc.again, logs.String())
 			}
 		})
 	}

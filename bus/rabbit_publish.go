@@ -36,6 +36,13 @@ type pubMsg struct {
 	expiration time.Duration
 	published  time.Time
 	resend     bool // set by requeue
+
+	// owed is when a retirement on probation published the message again
+	// after the broker had acked it (see probationFor): its Confirmation
+	// has resolved as confirmed, so a nack or return of a later copy must
+	// not drop it; it goes out again until a copy is acked, for at most
+	// owedFor.
+	owed time.Time
 }
 
 // pending is one written copy of a message awaiting its confirm.
@@ -94,6 +101,7 @@ type pubChan struct {
 const (
 	probationFor    = 2 * time.Second
 	probationCopies = 256
+	owedFor         = time.Minute
 )
 
 // nackRetire is how many nacks in a row for one destination (exchange
@@ -794,7 +802,11 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 			p.r.log.Debug("publish channel nacks a destination in a row: publishing on a fresh channel", "nacks", nackRetire, "exchange", dest.exchange, "key", dest.key, "republished", len(again))
 		}
 		// What it acked for dest may never have been enqueued.
+		at := time.Now()
 		for _, m := range again {
+			if m.owed.IsZero() {
+				m.owed = at
+			}
 			p.requeue(m)
 		}
 		pc.kill()
@@ -806,6 +818,10 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 	case pc.slots <- struct{}{}:
 	default:
 	}
+	if !it.m.owed.IsZero() && (!c.Ack || it.returned != nil) {
+		p.owedAgain(it.m, !c.Ack)
+		return
+	}
 	switch {
 	case !c.Ack:
 		it.m.conf.resolve(fmt.Errorf("bus: publish to exchange %q key %q: %w", it.m.exchange, it.m.key, ErrNacked))
@@ -814,6 +830,26 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 	default:
 		it.m.conf.resolve(nil)
 	}
+}
+
+// owedAgain handles a nack (or return) of a copy of an owed message (see
+// pubMsg.owed): its caller was told it is confirmed, so it is published
+// again, until owedFor has passed since it became owed; then, and for a
+// return (its queue is gone), the loss is logged as an error, with the
+// message id that consumers deduplicate by.
+func (p *publisher) owedAgain(m *pubMsg, nacked bool) {
+	if nacked && time.Since(m.owed) < owedFor {
+		p.r.log.Debug("publish: a copy of a message acked on a retired channel was nacked; publishing it again",
+			"exchange", m.exchange, "key", m.key, "message_id", m.pub.MessageId)
+		p.requeue(m)
+		return
+	}
+	why := "returned"
+	if nacked {
+		why = "nacked for " + owedFor.String()
+	}
+	p.r.log.Error("publish: a message the broker acked on a channel retired for nacks could not be published again; it may be lost",
+		"exchange", m.exchange, "key", m.key, "message_id", m.pub.MessageId, "copies", why)
 }
 
 // overdue reports whether a copy waited longer than the confirm timeout.
