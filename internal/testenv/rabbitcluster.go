@@ -65,8 +65,8 @@ func StartRabbitCluster(t testing.TB, size int) *RabbitCluster {
 	first := c.Nodes[0]
 	if err := c.parallel(c.Nodes[1:], func(n *RabbitNode) error {
 		for _, args := range [][]string{{"stop_app"}, {"join_cluster", first.Name}, {"start_app"}} {
-			if out, err := n.Ctl(args...); err != nil {
-				return fmt.Errorf("testenv: %s: rabbitmqctl %s: %v\n%s", n.Name, strings.Join(args, " "), err, out)
+			if err := n.ctlRetry(args...); err != nil {
+				return err
 			}
 		}
 		return n.awaitAMQP(nodeBootTimeout)
@@ -78,6 +78,28 @@ func StartRabbitCluster(t testing.TB, size int) *RabbitCluster {
 		size, c.StartedIn.Round(time.Millisecond), booted.Round(time.Millisecond),
 		(c.StartedIn - booted).Round(time.Millisecond), strings.Join(c.names(), ", "))
 	return c
+}
+
+// joinAttempts bounds the runs of each rabbitmqctl step of a join. A
+// fresh node's start_app has been seen to fail once (mnesia, badmatch)
+// while its peers joined at the same moment, and succeed when run again.
+const joinAttempts = 3
+
+// ctlRetry runs rabbitmqctl with args until it succeeds, joinAttempts
+// times at most, a second apart.
+func (n *RabbitNode) ctlRetry(args ...string) error {
+	var errs []string
+	for attempt := 1; ; attempt++ {
+		out, err := n.Ctl(args...)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Sprintf("attempt %d: %v\n%s", attempt, err, out))
+		if attempt == joinAttempts {
+			return fmt.Errorf("testenv: %s: rabbitmqctl %s: %s", n.Name, strings.Join(args, " "), strings.Join(errs, "\n"))
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // parallel runs f on every node at once and returns the errors joined.
