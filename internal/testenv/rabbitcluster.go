@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -64,12 +66,7 @@ func StartRabbitCluster(t testing.TB, size int) *RabbitCluster {
 	booted := time.Since(start)
 	first := c.Nodes[0]
 	if err := c.parallel(c.Nodes[1:], func(n *RabbitNode) error {
-		for _, args := range [][]string{{"stop_app"}, {"join_cluster", first.Name}, {"start_app"}} {
-			if err := n.ctlRetry(args...); err != nil {
-				return err
-			}
-		}
-		return n.awaitAMQP(nodeBootTimeout)
+		return n.join(first)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -80,25 +77,49 @@ func StartRabbitCluster(t testing.TB, size int) *RabbitCluster {
 	return c
 }
 
-// joinAttempts bounds the runs of each rabbitmqctl step of a join. A
-// fresh node's start_app has been seen to fail once (mnesia, badmatch)
-// while its peers joined at the same moment, and succeed when run again.
+// joinAttempts bounds the attempts of a node to join the cluster. A
+// fresh node's start_app has been seen to fail after its join_cluster
+// (mnesia, badmatch) while its peers joined at the same moment, and to
+// leave the node unable to start again (has_no_disc); started afresh, it
+// joins.
 const joinAttempts = 3
 
-// ctlRetry runs rabbitmqctl with args until it succeeds, joinAttempts
-// times at most, a second apart.
-func (n *RabbitNode) ctlRetry(args ...string) error {
+// join makes n, booted, leave its own single-node cluster and join
+// first's. When a step fails, n is killed, its data wiped and booted again,
+// first forgets it, and the join starts over, joinAttempts times at most.
+func (n *RabbitNode) join(first *RabbitNode) error {
 	var errs []string
 	for attempt := 1; ; attempt++ {
-		out, err := n.Ctl(args...)
+		err := func() error {
+			for _, args := range [][]string{{"stop_app"}, {"join_cluster", first.Name}, {"start_app"}} {
+				if out, err := n.Ctl(args...); err != nil {
+					return fmt.Errorf("rabbitmqctl %s: %v\n%s", strings.Join(args, " "), err, out)
+				}
+			}
+			return n.awaitAMQP(nodeBootTimeout)
+		}()
 		if err == nil {
 			return nil
 		}
-		errs = append(errs, fmt.Sprintf("attempt %d: %v\n%s", attempt, err, out))
+		errs = append(errs, fmt.Sprintf("attempt %d: %v", attempt, err))
 		if attempt == joinAttempts {
-			return fmt.Errorf("testenv: %s: rabbitmqctl %s: %s", n.Name, strings.Join(args, " "), strings.Join(errs, "\n"))
+			return fmt.Errorf("testenv: %s: joining %s: %s", n.Name, first.Name, strings.Join(errs, "\n"))
 		}
-		time.Sleep(time.Second)
+		n.kill()
+		mnesia := filepath.Join(n.dir, "mnesia")
+		if err := os.RemoveAll(mnesia); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(mnesia, 0o700); err != nil {
+			return err
+		}
+		_, _ = first.Ctl("forget_cluster_node", n.Name) // it may not know n yet
+		if err := n.launch(); err != nil {
+			return err
+		}
+		if err := n.awaitAMQP(nodeBootTimeout); err != nil {
+			return err
+		}
 	}
 }
 
