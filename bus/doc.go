@@ -115,7 +115,18 @@
 // seconds a publishing channel keeps the messages it got acks for (the
 // newest 256 per destination), and one retired for nacks on a
 // destination in that time publishes what it acked there again, at least
-// once, with the same message ids.
+// once, with the same message ids. The other publishing channels still
+// on probation (opened with it, after the same reconnect) are retired
+// with it and do the same, and an ack that a retired channel gives later
+// for that destination publishes its message again too: such a channel
+// can ack a message it lost without ever nacking eight in a row. A copy
+// published so is owed to a caller already told it was confirmed: when
+// it is nacked in turn (the next channel may be broken too), it is
+// published again, until a copy is acked or a minute has passed; a copy
+// that cannot be placed is logged as an error with its message id. A
+// queue at its MaxLength that nacks eight in a row in a channel's first
+// two seconds therefore gets copies of what it already held, and keeps
+// nacking them for that minute.
 //
 // # RabbitMQ: reconnects, generations and confirms
 //

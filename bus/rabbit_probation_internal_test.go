@@ -101,3 +101,65 @@ func TestOwedMessageIsPublishedAgainAfterANack(t *testing.T) {
 		})
 	}
 }
+
+// A retirement for nacks on a destination takes the channels opened with
+// the retired one (still on probation) along: each is retired and
+// publishes again what it acked for that destination; an ack that comes
+// afterwards, for a copy pending on a retired channel, publishes it again
+// as well; a channel past its probation is left alone.
+func TestRetirementTakesSiblingsOnProbation(t *testing.T) {
+	p := &publisher{r: &Rabbit{log: slog.New(slog.DiscardHandler)}, retrySig: make(chan struct{}, 1)}
+	newChan := func(opened time.Time) *pubChan {
+		return &pubChan{pending: map[uint64]*pending{}, slots: make(chan struct{}, 64),
+			dead: make(chan struct{}), drained: make(chan struct{}), opened: opened}
+	}
+	a, b, old := newChan(time.Now()), newChan(time.Now()), newChan(time.Now().Add(-probationFor))
+	p.live.Store(&[]*pubChan{a, b, old})
+	var tag uint64
+	send := func(pc *pubChan, key string) (*pubMsg, uint64) {
+		m := &pubMsg{key: key, conf: newConfirmation(), written: make(chan struct{})}
+		tag++
+		pc.pending[tag] = &pending{m: m}
+		return m, tag
+	}
+	answer := func(pc *pubChan, key string, ack bool) *pubMsg {
+		m, tg := send(pc, key)
+		p.confirmed(pc, amqp.Confirmation{DeliveryTag: tg, Ack: ack})
+		return m
+	}
+	b1, b2 := answer(b, "q", true), answer(b, "other", true)
+	o1 := answer(old, "q", true)
+	late, lateTag := send(a, "q") // pending on a when it retires
+	for i := 0; i < nackRetire; i++ {
+		answer(a, "q", false)
+	}
+	for _, pc := range []*pubChan{a, b} {
+		select {
+		case <-pc.dead:
+		default:
+			t.Fatal("a channel on probation was not retired")
+		}
+	}
+	select {
+	case <-old.dead:
+		t.Fatal("a channel past its probation was retired")
+	default:
+	}
+	p.confirmed(a, amqp.Confirmation{DeliveryTag: lateTag, Ack: true})
+	if err := late.conf.Err(); err != nil {
+		t.Fatalf("the late ack settled as %v", err)
+	}
+	p.retryMu.Lock()
+	again := append([]*pubMsg(nil), p.retry...)
+	p.retryMu.Unlock()
+	got := map[*pubMsg]bool{}
+	for _, m := range again {
+		got[m] = true
+		if m.owed.IsZero() {
+			t.Error("a message published again is not marked owed")
+		}
+	}
+	if len(again) != 2 || !got[b1] || !got[late] || got[b2] || got[o1] {
+		t.Errorf("published again %d messages (b1 %v, late %v, b2 %v, o1 %v); want b1 and late", len(again), got[b1], got[late], got[b2], got[o1])
+	}
+}

@@ -85,6 +85,9 @@ type pubChan struct {
 	opened        time.Time
 	probation     map[destination][]*pubMsg // guarded by mu
 	probationOver bool                      // guarded by mu
+	// The destinations pc was retired for: its acks for them, of copies
+	// still pending then, are as doubtful as those before. Guarded by mu.
+	suspect map[destination]bool
 }
 
 // probationFor is how long after its opening a publishing channel keeps
@@ -95,7 +98,9 @@ type pubChan struct {
 // WorkAndEventsKillLeader in integration/cluster lost such items): a
 // channel retired for nacks on a destination within its probation
 // publishes what it acked for that destination again, on the fresh
-// channel. That is at-least-once: a copy the queue did hold arrives twice,
+// channel, and so do the channels opened with it (retireSiblings): one of
+// them lost an acked event without nacking eight in a row. That is
+// at-least-once: a copy the queue did hold arrives twice,
 // with the same message id. The broken channels seen retire within half a
 // second of their opening.
 const (
@@ -751,6 +756,7 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 		pc.rids.release(it.match)
 		dest = destination{it.m.exchange, it.m.key}
 	}
+	acked := it != nil && c.Ack && it.returned == nil
 	nacks := 0
 	if !pc.probationOver {
 		// Keep acked messages while the channel is on probation; the
@@ -758,7 +764,7 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 		if time.Since(pc.opened) >= probationFor {
 			pc.probationOver = true
 			pc.probation = nil
-		} else if it != nil && c.Ack && it.returned == nil {
+		} else if acked && !pc.retiring {
 			if pc.probation == nil {
 				pc.probation = make(map[destination][]*pubMsg)
 			}
@@ -778,12 +784,15 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 		pc.nacksInRow[dest]++
 		nacks = pc.nacksInRow[dest]
 	}
-	retire := nacks >= nackRetire && !pc.retiring
+	// An ack that a channel retired for nacks on dest gives later, for a
+	// copy pending at its retirement, is no better than those before.
 	var again []*pubMsg
+	if acked && pc.suspect[dest] {
+		again = append(again, it.m)
+	}
+	retire := nacks >= nackRetire && !pc.retiring
 	if retire {
-		pc.retiring = true
-		again = pc.probation[dest]
-		pc.probation = nil
+		again = append(again, pc.retireFor(dest)...)
 	}
 	if pc.retiring && len(pc.pending) == 0 {
 		select {
@@ -794,24 +803,20 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 	}
 	pc.mu.Unlock()
 	if retire {
+		// The channels opened with pc are as likely to be broken for
+		// dest: they go too, with what they acked for it.
+		siblings := p.retireSiblings(pc, dest)
 		// One warning a minute: a full queue could retire channels often.
 		now := time.Now().UnixNano()
 		if last := p.nackRetired.Load(); now-last > int64(time.Minute) && p.nackRetired.CompareAndSwap(last, now) {
-			p.r.log.Warn("publish channel nacks a destination in a row: publishing on a fresh channel", "nacks", nackRetire, "exchange", dest.exchange, "key", dest.key, "republished", len(again))
+			p.r.log.Warn("publish channel nacks a destination in a row: publishing on a fresh channel", "nacks", nackRetire, "exchange", dest.exchange, "key", dest.key, "republished", len(again), "siblings", siblings)
 		} else {
-			p.r.log.Debug("publish channel nacks a destination in a row: publishing on a fresh channel", "nacks", nackRetire, "exchange", dest.exchange, "key", dest.key, "republished", len(again))
-		}
-		// What it acked for dest may never have been enqueued.
-		at := time.Now()
-		for _, m := range again {
-			if m.owed.IsZero() {
-				m.owed = at
-			}
-			p.requeue(m)
+			p.r.log.Debug("publish channel nacks a destination in a row: publishing on a fresh channel", "nacks", nackRetire, "exchange", dest.exchange, "key", dest.key, "republished", len(again), "siblings", siblings)
 		}
 		pc.kill()
 	}
 	if it == nil {
+		p.owe(again)
 		return // the copy was already handed to another channel
 	}
 	select {
@@ -820,6 +825,7 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 	}
 	if !it.m.owed.IsZero() && (!c.Ack || it.returned != nil) {
 		p.owedAgain(it.m, !c.Ack)
+		p.owe(again)
 		return
 	}
 	switch {
@@ -829,6 +835,71 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 		it.m.conf.resolve(it.returned)
 	default:
 		it.m.conf.resolve(nil)
+	}
+	// Published again only after its caller has been told: an owed
+	// message's Confirmation stays confirmed.
+	p.owe(again)
+}
+
+// retireFor retires pc for nacks on dest: it takes no new message, its
+// later acks for dest are suspect (see confirmed), and what it acked for
+// dest during its probation is returned, to be published again. The
+// caller holds pc.mu.
+func (pc *pubChan) retireFor(dest destination) []*pubMsg {
+	pc.retiring = true
+	if pc.suspect == nil {
+		pc.suspect = make(map[destination]bool, 1)
+	}
+	pc.suspect[dest] = true
+	again := pc.probation[dest]
+	pc.probation = nil
+	pc.probationOver = true
+	return again
+}
+
+// retireSiblings retires, for nacks on dest, every other live channel
+// still on probation, and publishes again what each acked for dest. It
+// returns how many it retired.
+func (p *publisher) retireSiblings(pc *pubChan, dest destination) int {
+	chans := p.live.Load()
+	if chans == nil {
+		return 0
+	}
+	n := 0
+	for _, o := range *chans {
+		if o == pc {
+			continue
+		}
+		o.mu.Lock()
+		if o.retiring || o.probationOver || time.Since(o.opened) >= probationFor {
+			o.mu.Unlock()
+			continue
+		}
+		again := o.retireFor(dest)
+		if len(o.pending) == 0 {
+			select {
+			case <-o.drained:
+			default:
+				close(o.drained)
+			}
+		}
+		o.mu.Unlock()
+		o.kill()
+		p.owe(again)
+		n++
+	}
+	return n
+}
+
+// owe publishes ms again as owed messages (see pubMsg.owed): the broker
+// acked them on a channel that may not have enqueued them.
+func (p *publisher) owe(ms []*pubMsg) {
+	at := time.Now()
+	for _, m := range ms {
+		if m.owed.IsZero() {
+			m.owed = at
+		}
+		p.requeue(m)
 	}
 }
 
