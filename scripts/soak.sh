@@ -10,9 +10,8 @@
 #   scripts/soak.sh 30m
 #
 # It installs RabbitMQ if missing (scripts/services.sh) and starts the
-# cluster's nodes itself. The cluster tests and the soak build only with
-# the tag cluster (see integration/cluster's package doc for why they are
-# outside scripts/test.sh).
+# cluster's nodes itself. scripts/test.sh runs the same soak for two
+# minutes, with the other cluster tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 soak="${1:-10m}"
@@ -29,5 +28,5 @@ case "$soak" in
   *) echo "soak: want a duration such as 90s, 30m or 2h, not $soak" >&2; exit 2 ;;
 esac
 cd integration
-go test -tags cluster -count=1 -v -run 'TestCluster/Soak$' -timeout "$((minutes + 20))m" ./cluster -soak "$soak" 2>&1 |
+go test -count=1 -v -run 'TestCluster/Soak$' -timeout "$((minutes + 20))m" ./cluster -soak "$soak" 2>&1 |
   grep -v -E '^=== (RUN|PAUSE|CONT)'
