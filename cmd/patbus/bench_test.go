@@ -21,6 +21,7 @@ import (
 //   - cli: the command end to end, process start and connection included;
 //   - cli-run: the command's own rate, from its first line read to its
 //     last confirm (what --json reports);
+//   - cli-bare: the command with --bare, sending the tutorial's wire;
 //   - plain: the tutorial's producer, persistent messages, bare;
 //   - plainwire: the same producer sending a work item's wire (mandatory,
 //     a UUID message id, a timestamp; no headers, as the command's items
@@ -52,20 +53,28 @@ func BenchmarkEnqueue(b *testing.B) {
 	}
 	body := []byte(`{"image":"img-12345.png","width":128,"height":128,"format":"webp"}`)
 	ctx := context.Background()
-	var cli, cliRun, plain, plainWire time.Duration
-	runCLI := func() {
+	var cli, cliRun, cliBare, plain, plainWire time.Duration
+	runCLI := func(bare bool) {
 		f, err := os.Open(file)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer f.Close()
-		cmd := exec.Command(binPath, "enqueue", "--json", "--window", itoa(window), queue, "-")
+		args := []string{"enqueue", "--json", "--window", itoa(window)}
+		if bare {
+			args = append(args, "--bare")
+		}
+		cmd := exec.Command(binPath, append(args, queue, "-")...)
 		cmd.Env, cmd.Stdin = env, f
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		start := time.Now()
 		err = cmd.Run()
-		cli += time.Since(start)
+		if bare {
+			cliBare += time.Since(start)
+		} else {
+			cli += time.Since(start)
+		}
 		if err != nil {
 			b.Fatalf("patbus enqueue: %v\n%s", err, errb.String())
 		}
@@ -73,7 +82,9 @@ func BenchmarkEnqueue(b *testing.B) {
 		if err := json.Unmarshal(out.Bytes(), &s); err != nil || s.Confirmed != n {
 			b.Fatalf("patbus enqueue: %v %s", err, out.String())
 		}
-		cliRun += time.Duration(s.Seconds * float64(time.Second))
+		if !bare {
+			cliRun += time.Duration(s.Seconds * float64(time.Second))
+		}
 		if _, err := baseline.PurgeQueue(url, queue); err != nil {
 			b.Fatal(err)
 		}
@@ -102,9 +113,9 @@ func BenchmarkEnqueue(b *testing.B) {
 	}
 	for i := 0; i < b.N; i++ {
 		// The order turns from one iteration (and one -count) to the next,
-		// so that none of the three always runs on a broker just emptied
+		// so that none of the four always runs on a broker just emptied
 		// or just warmed.
-		steps := []func(){runCLI, func() { runPlain(false) }, func() { runPlain(true) }}
+		steps := []func(){func() { runCLI(false) }, func() { runPlain(false) }, func() { runCLI(true) }, func() { runPlain(true) }}
 		for j := range steps {
 			steps[(benchRound+j)%len(steps)]()
 		}
@@ -113,9 +124,11 @@ func BenchmarkEnqueue(b *testing.B) {
 	rate := func(d time.Duration) float64 { return float64(n*b.N) / d.Seconds() }
 	b.ReportMetric(rate(cli), "cli-msg/s")
 	b.ReportMetric(rate(cliRun), "cli-run-msg/s")
+	b.ReportMetric(rate(cliBare), "cli-bare-msg/s")
 	b.ReportMetric(rate(plain), "plain-msg/s")
 	b.ReportMetric(rate(plainWire), "plainwire-msg/s")
 	b.ReportMetric(plain.Seconds()/cli.Seconds(), "cli/plain")
 	b.ReportMetric(plainWire.Seconds()/cli.Seconds(), "cli/plainwire")
+	b.ReportMetric(plain.Seconds()/cliBare.Seconds(), "cli-bare/plain")
 	b.ReportMetric(0, "ns/op")
 }

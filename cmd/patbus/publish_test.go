@@ -154,6 +154,52 @@ func TestEnqueue100k(t *testing.T) {
 	}
 }
 
+// --bare: every item confirmed and consumed once, with the tutorial's wire
+// (persistent JSON, no message id, time or headers); with --tx it is a
+// usage error.
+func TestEnqueueBare(t *testing.T) {
+	const n = 10000
+	env := testEnv(t)
+	b := broker(t)
+	queue := "clitest-" + runID + ".bare"
+	declareWorkQueue(t, b, queue)
+	c := consume(t, b, queue, func(d *bus.Delivery) string {
+		if !d.Persistent || d.ContentType != "application/json" || d.MessageID != "" || len(d.Headers) != 0 || !d.Timestamp.IsZero() {
+			return fmt.Sprintf("not a bare item: persistent %v, type %q, id %q, headers %v, time %v", d.Persistent, d.ContentType, d.MessageID, d.Headers, d.Timestamp)
+		}
+		return ""
+	})
+	r := patbusCmd(t, env, strings.NewReader(""), "enqueue", "--bare", "--tx", "t1", queue, `{"a":1}`)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--bare") {
+		t.Fatalf("--bare with --tx: exit %d, stderr %q; want a usage error", r.code, r.stderr)
+	}
+	f, err := os.Open(linesFile(t, n, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r = patbusCmd(t, env, f, "enqueue", "--bare", "--json", queue, "-")
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	var s publishSummary
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		t.Fatalf("summary: %v: %s", err, r.stdout)
+	}
+	if s.Read != n || s.Sent != n || s.Confirmed != n || s.Failed != 0 || s.Unknown != 0 {
+		t.Fatalf("summary %+v, want %d read, sent and confirmed", s, n)
+	}
+	waitFor(t, 60*time.Second, "every item consumed", func() bool { return c.count() >= n })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n != n || len(c.bodies) != n {
+		t.Errorf("consumed %d messages, %d distinct bodies; want %d", c.n, len(c.bodies), n)
+	}
+	if len(c.bad) > 0 {
+		t.Errorf("items: %v", c.bad)
+	}
+}
+
 // 100,000 events from stdin: every one confirmed and consumed by a
 // subscriber of the pattern, with the pattern's pairs in the body.
 func TestEmit100k(t *testing.T) {
