@@ -200,7 +200,7 @@ func (s *Service) runLocal(ctx context.Context, a *action, data map[string]any, 
 // waits), on the calling goroutine otherwise (an act from the broker, on
 // the rpc server's pool).
 func (s *Service) exec(ctx *actContext, a *action, data map[string]any, raw []byte, tx string, local bool) ([]byte, *patbus.Error, error) {
-	msg := &Message{Data: data, Pattern: a.pattern, Tx: tx, raw: raw}
+	msg := &Message{Data: data, Pattern: a.pattern, Tx: tx, raw: raw, svc: s, hasBody: raw != nil}
 	var res any
 	var err error
 	switch {

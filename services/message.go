@@ -31,6 +31,11 @@ type Message struct {
 	rawOnce sync.Once
 	raw     []byte
 	rawErr  error
+
+	// For Decode's shortcut (decodeMap): the service, nil in a Message
+	// made elsewhere, and whether the message came with its JSON.
+	svc     *Service
+	hasBody bool
 }
 
 // Get returns the value of key in Data, or nil.
@@ -51,6 +56,12 @@ func (m *Message) Raw() ([]byte, error) {
 // Decode unmarshals the message into v (usually a pointer to a struct),
 // with encoding/json's rules. A failure wraps ErrInvalidInput.
 func (m *Message) Decode(v any) error {
+	// An act made in-process with a map has no JSON yet: a struct of plain
+	// fields is filled from Data directly when that gives what the JSON
+	// would.
+	if m.svc != nil && !m.hasBody && m.Data != nil && m.svc.decodeMap(m.Data, v) {
+		return nil
+	}
 	raw, err := m.Raw()
 	if err != nil {
 		return fmt.Errorf("%w: encode message: %w", ErrInvalidInput, err)

@@ -50,11 +50,12 @@ type planKey struct {
 }
 
 // planCache holds the plans, up to maxCachedPatterns of them, and what
-// plainFields found of each type it was asked about.
+// plainFields and buildMapFields found of each type they were asked about.
 type planCache struct {
 	mu    sync.RWMutex
 	m     map[planKey]*typedPlan
 	types map[reflect.Type]*fieldInfo // nil entries: not plain
+	maps  map[reflect.Type]*mapFields // for decodeMap; nil entries: not for it
 }
 
 // plainValue reports whether v would come out of a trip through JSON as
