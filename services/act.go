@@ -42,15 +42,17 @@ func (s *Service) Act(ctx context.Context, pattern string, input any) (*Reply, e
 	if err != nil {
 		return nil, err
 	}
-	return s.act(ctx, pp.p, pp.pairs, input)
+	return s.act(ctx, pp.p, pp.pairs, pp.values, input)
 }
 
 // ActPattern is Act with a parsed pattern.
 func (s *Service) ActPattern(ctx context.Context, p patterns.Pattern, input any) (*Reply, error) {
-	return s.act(ctx, p, p.Pairs(), input)
+	return s.act(ctx, p, p.Pairs(), nil, input)
 }
 
-func (s *Service) act(ctx context.Context, p patterns.Pattern, pairs []patterns.Pair, input any) (*Reply, error) {
+// act runs an act on p, whose pairs are given, with their values as JSON
+// (Pair.JSON) when known.
+func (s *Service) act(ctx context.Context, p patterns.Pattern, pairs []patterns.Pair, values []any, input any) (*Reply, error) {
 	if s.state.Load() != stateRunning {
 		if err := s.Ready(ctx); err != nil {
 			return nil, err
@@ -60,8 +62,12 @@ func (s *Service) act(ctx context.Context, p patterns.Pattern, pairs []patterns.
 	if err != nil {
 		return nil, fmt.Errorf("services: act %s: %w", p, err)
 	}
-	for _, pr := range pairs {
-		data[pr.Key] = pr.JSON()
+	for i, pr := range pairs {
+		if values != nil {
+			data[pr.Key] = values[i]
+		} else {
+			data[pr.Key] = pr.JSON()
+		}
 	}
 	if v, ok := data[keyVersion]; ok {
 		if _, err := s.pins.get(pin(v)); err != nil {

@@ -677,8 +677,9 @@ func txOf(ctx context.Context) string { return wire.Tx(ctx) }
 
 // parsedPattern is a parsed pattern with its pairs, as Act uses them.
 type parsedPattern struct {
-	p     patterns.Pattern
-	pairs []patterns.Pair
+	p      patterns.Pattern
+	pairs  []patterns.Pair
+	values []any // the pairs' Pair.JSON, made once: each would cost an allocation per act
 }
 
 // patternCache remembers the patterns Act has parsed, up to
@@ -703,6 +704,10 @@ func (c *patternCache) get(pattern string) (*parsedPattern, error) {
 		return nil, err
 	}
 	pp = &parsedPattern{p: p, pairs: p.Pairs()}
+	pp.values = make([]any, len(pp.pairs))
+	for i, pr := range pp.pairs {
+		pp.values[i] = pr.JSON()
+	}
 	c.mu.Lock()
 	if len(c.m) < maxCachedPatterns {
 		c.m[pattern] = pp
