@@ -23,7 +23,7 @@ type dmPlain struct {
 	OK     bool
 	Small  int8
 	U      uint16
-	Big    int64 `json:"big,omitempty"`
+	Big    int64  `json:"big,omitempty"`
 	Skip   string `json:"-"`
 	hidden string
 }
