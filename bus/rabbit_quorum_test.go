@@ -30,6 +30,11 @@ func TestRabbitConformanceQuorum(t *testing.T) {
 // auto-delete as durable.
 type durableQueues struct{ *bus.Rabbit }
 
+// OverflowsLate: a quorum queue tells the publishing channels that it is
+// full asynchronously (bus.WithQuorumQueues), so one publish past
+// MaxLength may get in (bustest.LateOverflow).
+func (durableQueues) OverflowsLate() bool { return true }
+
 func (d durableQueues) DeclareQueue(ctx context.Context, q bus.Queue) (string, error) {
 	if !q.Exclusive && !q.AutoDelete {
 		q.Durable = true

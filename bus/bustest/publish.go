@@ -201,6 +201,13 @@ func testMaxLength(e *env) {
 	e.text("", q, "1")
 	e.text("", q, "2")
 	err := bus.PublishAndWait(e.ctx, e.b, "", q, bus.Message{Body: []byte("3")})
+	slipped := false
+	if err == nil && overflowsLate(e.b) {
+		// The queue tells the publishing channels it is full after the
+		// fact: one publish may get in first, the next is refused.
+		slipped = true
+		err = bus.PublishAndWait(e.ctx, e.b, "", q, bus.Message{Body: []byte("3b")})
+	}
 	if !errors.Is(err, bus.ErrNacked) {
 		e.t.Fatalf("publish to a full queue: %v, want ErrNacked", err)
 	}
@@ -212,6 +219,13 @@ func testMaxLength(e *env) {
 	if string(d.Body) != "1" || string(d2.Body) != "2" {
 		e.t.Errorf("got %q, %q", d.Body, d2.Body)
 	}
+	if slipped {
+		if d3 := e.recv(sub); string(d3.Body) != "3" {
+			e.t.Errorf("got %q, want the 3 that got in", d3.Body)
+		} else {
+			e.ack(d3)
+		}
+	}
 	// There is room again.
 	e.text("", q, "4")
 	if d := e.recv(sub); string(d.Body) != "4" {
@@ -219,6 +233,16 @@ func testMaxLength(e *env) {
 	} else {
 		e.ack(d)
 	}
+}
+
+// LateOverflow is implemented by a broker under test whose queues tell
+// publishers they are full asynchronously (RabbitMQ's quorum queues), so
+// that one publish past MaxLength may still be accepted.
+type LateOverflow interface{ OverflowsLate() bool }
+
+func overflowsLate(b bus.Broker) bool {
+	l, ok := b.(LateOverflow)
+	return ok && l.OverflowsLate()
 }
 
 func testTooLarge(e *env) {
