@@ -55,12 +55,7 @@ func StartRabbitCluster(t testing.TB, size int) *RabbitCluster {
 	for i := 0; i < size; i++ {
 		c.Nodes = append(c.Nodes, newRabbitNode(t, fmt.Sprintf("cluster%d", i+1), cookie, clusterTick))
 	}
-	if err := c.parallel(c.Nodes, func(n *RabbitNode) error {
-		if err := n.launch(); err != nil {
-			return err
-		}
-		return n.awaitAMQP(nodeBootTimeout)
-	}); err != nil {
+	if err := c.parallel(c.Nodes, func(n *RabbitNode) error { return n.bootAfresh() }); err != nil {
 		t.Fatal(err)
 	}
 	booted := time.Since(start)
@@ -120,6 +115,44 @@ func (n *RabbitNode) join(first *RabbitNode) error {
 		if err := n.awaitAMQP(nodeBootTimeout); err != nil {
 			return err
 		}
+	}
+}
+
+// bootAfresh launches n and waits for it, up to joinAttempts times: a
+// node can die while starting when another process takes one of the free
+// ports it was given before it listens; it then boots again on new ports,
+// with its data wiped.
+func (n *RabbitNode) bootAfresh() error {
+	var errs []string
+	for attempt := 1; ; attempt++ {
+		err := n.launch()
+		if err == nil {
+			err = n.awaitAMQP(nodeBootTimeout)
+		}
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Sprintf("attempt %d: %v", attempt, err))
+		if attempt == joinAttempts {
+			return fmt.Errorf("testenv: %s: %s", n.Name, strings.Join(errs, "\n"))
+		}
+		n.kill()
+		mnesia := filepath.Join(n.dir, "mnesia")
+		if err := os.RemoveAll(mnesia); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(mnesia, 0o700); err != nil {
+			return err
+		}
+		port, err := pickPort()
+		if err != nil {
+			return err
+		}
+		dist, err := pickPort()
+		if err != nil {
+			return err
+		}
+		n.setPorts(port, dist)
 	}
 }
 

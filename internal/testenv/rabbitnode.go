@@ -71,12 +71,21 @@ func isExec(p string) bool {
 // freePort asks the kernel for a free TCP port on 127.0.0.1.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := pickPort()
 	if err != nil {
 		t.Fatalf("testenv: free port: %v", err)
 	}
+	return p
+}
+
+// pickPort returns a port on 127.0.0.1 that was free a moment ago.
+func pickPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // needRabbitBinaries returns the server and CLI scripts, or skips the test
@@ -189,6 +198,19 @@ func newRabbitNode(t testing.TB, kind, cookie string, tick time.Duration) *Rabbi
 		"HOME="+home,
 	)
 	return n
+}
+
+// setPorts gives n new AMQP and distribution ports, for its next launch.
+func (n *RabbitNode) setPorts(port, dist int) {
+	n.Port, n.DistPort = port, dist
+	for i, kv := range n.env {
+		switch {
+		case strings.HasPrefix(kv, "RABBITMQ_NODE_PORT="):
+			n.env[i] = "RABBITMQ_NODE_PORT=" + strconv.Itoa(port)
+		case strings.HasPrefix(kv, "RABBITMQ_DIST_PORT="):
+			n.env[i] = "RABBITMQ_DIST_PORT=" + strconv.Itoa(dist)
+		}
+	}
 }
 
 // URL is the AMQP address of the node, with the default guest user.
