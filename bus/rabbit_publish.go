@@ -794,13 +794,7 @@ func (p *publisher) confirmed(pc *pubChan, c amqp.Confirmation) {
 	if retire {
 		again = append(again, pc.retireFor(dest)...)
 	}
-	if pc.retiring && len(pc.pending) == 0 {
-		select {
-		case <-pc.drained:
-		default:
-			close(pc.drained)
-		}
-	}
+	pc.markDrained()
 	pc.mu.Unlock()
 	if retire {
 		// The channels opened with pc are as likely to be broken for
@@ -857,6 +851,19 @@ func (pc *pubChan) retireFor(dest destination) []*pubMsg {
 	return again
 }
 
+// markDrained closes drained once pc is retiring and nothing is pending.
+// The caller holds pc.mu.
+func (pc *pubChan) markDrained() {
+	if !pc.retiring || len(pc.pending) > 0 {
+		return
+	}
+	select {
+	case <-pc.drained:
+	default:
+		close(pc.drained)
+	}
+}
+
 // retireSiblings retires, for nacks on dest, every other live channel
 // still on probation, and publishes again what each acked for dest. It
 // returns how many it retired.
@@ -876,13 +883,7 @@ func (p *publisher) retireSiblings(pc *pubChan, dest destination) int {
 			continue
 		}
 		again := o.retireFor(dest)
-		if len(o.pending) == 0 {
-			select {
-			case <-o.drained:
-			default:
-				close(o.drained)
-			}
-		}
+		o.markDrained()
 		o.mu.Unlock()
 		o.kill()
 		p.owe(again)

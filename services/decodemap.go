@@ -111,22 +111,7 @@ func (fs *mapFields) lookup(key string) (f *mapField, ok bool) {
 
 // mapFieldsOf is buildMapFields, remembered per type.
 func (s *Service) mapFieldsOf(t reflect.Type) *mapFields {
-	s.plans.mu.RLock()
-	fs, ok := s.plans.maps[t]
-	s.plans.mu.RUnlock()
-	if ok {
-		return fs
-	}
-	fs = buildMapFields(t)
-	s.plans.mu.Lock()
-	if s.plans.maps == nil {
-		s.plans.maps = map[reflect.Type]*mapFields{}
-	}
-	if len(s.plans.maps) < maxCachedPatterns {
-		s.plans.maps[t] = fs
-	}
-	s.plans.mu.Unlock()
-	return fs
+	return cachedType(&s.plans.mu, &s.plans.maps, t, buildMapFields)
 }
 
 // buildMapFields returns t's fields when decodeMap can fill every field of
@@ -240,39 +225,9 @@ func fitsInt(n int64, bits int) bool {
 	return n >= -1<<(bits-1) && n < 1<<(bits-1)
 }
 
-// asFloat reads a Go number as JSON would give it to a float64 field.
-// float32 values are left to the round trip (their JSON is rounded).
-func asFloat(x any) (float64, bool) {
-	switch n := x.(type) {
-	case float64:
-		return n, !math.IsNaN(n) && !math.IsInf(n, 0)
-	case int:
-		return float64(n), true
-	case int8:
-		return float64(n), true
-	case int16:
-		return float64(n), true
-	case int32:
-		return float64(n), true
-	case int64:
-		return float64(n), true
-	case uint:
-		return float64(n), true
-	case uint8:
-		return float64(n), true
-	case uint16:
-		return float64(n), true
-	case uint32:
-		return float64(n), true
-	case uint64:
-		return float64(n), true
-	}
-	return 0, false
-}
-
-// asInt reads a Go number as JSON would give it to an integer field: a
-// float64 only when it has no fraction and no exponent in its JSON.
-func asInt(x any) (int64, bool) {
+// signed and unsigned read Go's predeclared integer types (not types
+// defined on them, which may marshal otherwise).
+func signed(x any) (int64, bool) {
 	switch n := x.(type) {
 	case int:
 		return int64(n), true
@@ -284,38 +239,59 @@ func asInt(x any) (int64, bool) {
 		return int64(n), true
 	case int64:
 		return n, true
+	}
+	return 0, false
+}
+
+func unsigned(x any) (uint64, bool) {
+	switch n := x.(type) {
 	case uint:
-		return int64(n), n <= math.MaxInt64
+		return uint64(n), true
 	case uint8:
-		return int64(n), true
+		return uint64(n), true
 	case uint16:
-		return int64(n), true
+		return uint64(n), true
 	case uint32:
-		return int64(n), true
+		return uint64(n), true
 	case uint64:
-		return int64(n), n <= math.MaxInt64
-	case float64:
-		// Up to 2^53 a float64 without a fraction prints as its digits.
-		if n == math.Trunc(n) && math.Abs(n) <= 1<<53 {
-			return int64(n), true
-		}
+		return n, true
+	}
+	return 0, false
+}
+
+// asFloat reads a Go number as JSON would give it to a float64 field.
+// float32 values are left to the round trip (their JSON is rounded).
+func asFloat(x any) (float64, bool) {
+	if f, ok := x.(float64); ok {
+		return f, !math.IsNaN(f) && !math.IsInf(f, 0)
+	}
+	if n, ok := signed(x); ok {
+		return float64(n), true
+	}
+	u, ok := unsigned(x)
+	return float64(u), ok
+}
+
+// asInt reads a Go number as JSON would give it to an integer field: a
+// float64 only when it has no fraction and no exponent in its JSON.
+func asInt(x any) (int64, bool) {
+	if n, ok := signed(x); ok {
+		return n, true
+	}
+	if u, ok := unsigned(x); ok {
+		return int64(u), u <= math.MaxInt64
+	}
+	// Up to 2^53 a float64 without a fraction prints as its digits.
+	if f, ok := x.(float64); ok && f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
+		return int64(f), true
 	}
 	return 0, false
 }
 
 // asUint is asInt for unsigned fields.
 func asUint(x any) (uint64, bool) {
-	switch n := x.(type) {
-	case uint:
-		return uint64(n), true
-	case uint8:
-		return uint64(n), true
-	case uint16:
-		return uint64(n), true
-	case uint32:
-		return uint64(n), true
-	case uint64:
-		return n, true
+	if u, ok := unsigned(x); ok {
+		return u, true
 	}
 	i, ok := asInt(x)
 	return uint64(i), ok && i >= 0

@@ -82,22 +82,28 @@ func (s *Service) plainValue(v any) bool {
 
 // fieldsOf is plainFields, remembered per type.
 func (s *Service) fieldsOf(t reflect.Type) *fieldInfo {
-	s.plans.mu.RLock()
-	info, ok := s.plans.types[t]
-	s.plans.mu.RUnlock()
+	return cachedType(&s.plans.mu, &s.plans.types, t, plainFields)
+}
+
+// cachedType returns (*m)[t], made by build on the first ask and kept for
+// up to maxCachedPatterns types; mu guards *m.
+func cachedType[V any](mu *sync.RWMutex, m *map[reflect.Type]V, t reflect.Type, build func(reflect.Type) V) V {
+	mu.RLock()
+	v, ok := (*m)[t]
+	mu.RUnlock()
 	if ok {
-		return info
+		return v
 	}
-	info = plainFields(t)
-	s.plans.mu.Lock()
-	if s.plans.types == nil {
-		s.plans.types = map[reflect.Type]*fieldInfo{}
+	v = build(t)
+	mu.Lock()
+	if *m == nil {
+		*m = map[reflect.Type]V{}
 	}
-	if len(s.plans.types) < maxCachedPatterns {
-		s.plans.types[t] = info
+	if len(*m) < maxCachedPatterns {
+		(*m)[t] = v
 	}
-	s.plans.mu.Unlock()
-	return info
+	mu.Unlock()
+	return v
 }
 
 // callTyped runs a local typed act on the fast path; ok is false when

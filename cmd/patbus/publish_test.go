@@ -108,6 +108,30 @@ func linesFile(t *testing.T, n int, object bool) string {
 	return p
 }
 
+// enqueueLines runs "patbus enqueue --json [flags] QUEUE -" over n lines
+// from stdin and checks that every one was read, sent and confirmed.
+func enqueueLines(t *testing.T, env []string, n int, queue string, flags ...string) publishSummary {
+	t.Helper()
+	f, err := os.Open(linesFile(t, n, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	args := append(append([]string{"enqueue", "--json"}, flags...), queue, "-")
+	r := patbusCmd(t, env, f, args...)
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	var s publishSummary
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		t.Fatalf("summary: %v: %s", err, r.stdout)
+	}
+	if s.Read != int64(n) || s.Sent != int64(n) || s.Confirmed != int64(n) || s.Failed != 0 || s.Unknown != 0 {
+		t.Fatalf("summary %+v, want %d read, sent and confirmed", s, n)
+	}
+	return s
+}
+
 var summaryRE = regexp.MustCompile(`(\w+) (\d+) (\w+)s .*: (\d+) confirmed`)
 
 // 100,000 work items from stdin: every one confirmed, and every one
@@ -126,22 +150,7 @@ func TestEnqueue100k(t *testing.T) {
 		}
 		return ""
 	})
-	f, err := os.Open(linesFile(t, n, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r := patbusCmd(t, env, f, "enqueue", "--json", queue, "-")
-	if r.code != 0 {
-		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
-	}
-	var s publishSummary
-	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
-		t.Fatalf("summary: %v: %s", err, r.stdout)
-	}
-	if s.Read != n || s.Sent != n || s.Confirmed != n || s.Failed != 0 || s.Unknown != 0 {
-		t.Fatalf("summary %+v, want %d read, sent and confirmed", s, n)
-	}
+	s := enqueueLines(t, env, n, queue)
 	t.Logf("enqueue: %d confirmed in %.2fs (%.0f/s)", s.Confirmed, s.Seconds, s.Rate)
 	waitFor(t, 60*time.Second, "every item consumed", func() bool { return c.count() >= n })
 	c.mu.Lock()
@@ -173,22 +182,7 @@ func TestEnqueueBare(t *testing.T) {
 	if r.code != exitUsage || !strings.Contains(r.stderr, "--bare") {
 		t.Fatalf("--bare with --tx: exit %d, stderr %q; want a usage error", r.code, r.stderr)
 	}
-	f, err := os.Open(linesFile(t, n, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r = patbusCmd(t, env, f, "enqueue", "--bare", "--json", queue, "-")
-	if r.code != 0 {
-		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
-	}
-	var s publishSummary
-	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
-		t.Fatalf("summary: %v: %s", err, r.stdout)
-	}
-	if s.Read != n || s.Sent != n || s.Confirmed != n || s.Failed != 0 || s.Unknown != 0 {
-		t.Fatalf("summary %+v, want %d read, sent and confirmed", s, n)
-	}
+	enqueueLines(t, env, n, queue, "--bare")
 	waitFor(t, 60*time.Second, "every item consumed", func() bool { return c.count() >= n })
 	c.mu.Lock()
 	defer c.mu.Unlock()

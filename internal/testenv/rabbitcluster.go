@@ -100,22 +100,24 @@ func (n *RabbitNode) join(first *RabbitNode) error {
 		if attempt == joinAttempts {
 			return fmt.Errorf("testenv: %s: joining %s: %s", n.Name, first.Name, strings.Join(errs, "\n"))
 		}
-		n.kill()
-		mnesia := filepath.Join(n.dir, "mnesia")
-		if err := os.RemoveAll(mnesia); err != nil {
-			return err
-		}
-		if err := os.MkdirAll(mnesia, 0o700); err != nil {
+		if err := n.wipe(); err != nil {
 			return err
 		}
 		_, _ = first.Ctl("forget_cluster_node", n.Name) // it may not know n yet
-		if err := n.launch(); err != nil {
-			return err
-		}
-		if err := n.awaitAMQP(nodeBootTimeout); err != nil {
+		if err := n.bootAfresh(); err != nil {
 			return err
 		}
 	}
+}
+
+// wipe kills n and deletes its data, so that it boots as a new node.
+func (n *RabbitNode) wipe() error {
+	n.kill()
+	mnesia := filepath.Join(n.dir, "mnesia")
+	if err := os.RemoveAll(mnesia); err != nil {
+		return err
+	}
+	return os.MkdirAll(mnesia, 0o700)
 }
 
 // bootAfresh launches n and waits for it, up to joinAttempts times: a
@@ -136,12 +138,7 @@ func (n *RabbitNode) bootAfresh() error {
 		if attempt == joinAttempts {
 			return fmt.Errorf("testenv: %s: %s", n.Name, strings.Join(errs, "\n"))
 		}
-		n.kill()
-		mnesia := filepath.Join(n.dir, "mnesia")
-		if err := os.RemoveAll(mnesia); err != nil {
-			return err
-		}
-		if err := os.MkdirAll(mnesia, 0o700); err != nil {
+		if err := n.wipe(); err != nil {
 			return err
 		}
 		port, err := pickPort()
