@@ -8,7 +8,6 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/patbus/patbus"
 )
@@ -50,9 +49,6 @@ type localJob struct {
 	err  error
 	done chan struct{} // capacity 1: the runner never waits on it
 
-	// timer, made once per job and reused, bounds the caller's wait when
-	// the act's context adds the service's default deadline.
-	timer *time.Timer
 }
 
 func (j *localJob) run() {
@@ -74,11 +70,7 @@ func (r *localRunner) job() *localJob {
 // recycle clears j and keeps it for another act; only a job whose done
 // was received may be recycled.
 func (r *localRunner) recycle(j *localJob) {
-	done, timer := j.done, j.timer
-	if timer != nil {
-		timer.Stop()
-	}
-	*j = localJob{done: done, timer: timer}
+	*j = localJob{done: j.done}
 	r.pool.Put(j)
 }
 
@@ -121,25 +113,15 @@ func (r *localRunner) stop() { close(r.quit) }
 // waits for the handler however long it takes.
 //
 // The caller waits on the parent context's Done, which carries its
-// deadline if it has one, and on the job's own timer only when the act's
-// context adds the service's default deadline: asking actx for Done would
-// make it a timer and a watch of the parent for every act.
+// deadline if it has one, and on the service's deadline slot (see
+// deadlineSlots) only when the act's context adds the service's default
+// deadline: asking actx for Done would make it a timer and a watch of the
+// parent for every act.
 func (s *Service) guard(actx *actContext, j *localJob) (any, error) {
 	r := s.runner
-	var timeout <-chan time.Time
+	var timeout <-chan struct{}
 	if !actx.deadline.IsZero() {
-		d := time.Until(actx.deadline)
-		if d <= 0 {
-			canon := j.a.canon
-			r.recycle(j)
-			return nil, fmt.Errorf("services: act %s: %w", canon, ctxErr(context.DeadlineExceeded))
-		}
-		if j.timer == nil {
-			j.timer = time.NewTimer(d)
-		} else {
-			j.timer.Reset(d)
-		}
-		timeout = j.timer.C
+		timeout = s.deadlines.after(actx.deadline)
 	}
 	r.start(j)
 	select {

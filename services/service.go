@@ -73,11 +73,12 @@ type Service struct {
 	watching        bool               // the health watch runs
 	watchCtx        context.Context    // the watch's context, set at start
 
-	snap   atomic.Pointer[snapshot]
-	parsed patternCache
-	runner *localRunner // runs the handlers of local acts (guard)
-	pins   pinCache
-	plans  planCache
+	snap      atomic.Pointer[snapshot]
+	parsed    patternCache
+	runner    *localRunner   // runs the handlers of local acts (guard)
+	deadlines *deadlineSlots // their default deadlines (guard)
+	pins      pinCache
+	plans     planCache
 
 	announceNow chan struct{}
 	// discoverUntil is when the current discovery round ends (Unix
@@ -135,6 +136,7 @@ func New(name, version string, opts ...Option) (*Service, error) {
 		cat:         newCatalog(),
 		parsed:      patternCache{m: map[string]*parsedPattern{}},
 		runner:      newLocalRunner(),
+		deadlines:   newDeadlineSlots(cfg.timeout),
 	}
 	s.closing, s.stopAll = context.WithCancel(context.Background())
 	if cfg.consul {

@@ -27,6 +27,9 @@ func TestNewIDIsFresh(t *testing.T) {
 	seen := map[string]bool{}
 	for i := 0; i < 1000; i++ {
 		id := NewID()
+		if !isTraceID(id) {
+			t.Fatalf("NewID gave %q, want 32 lower-case hex digits (a W3C trace id)", id)
+		}
 		if seen[id] {
 			t.Fatalf("NewID repeated %q", id)
 		}
