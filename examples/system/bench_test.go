@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,19 +21,22 @@ import (
 // and the services runtime from the broker's): HTTP → the
 // gateway → the bus → the user service → MongoDB → back, next to a plain
 // net/http handler that loads the same user from the same MongoDB
-// directly (package store) and answers it as JSON; at 1 and 64 clients on
+// directly (package store) and answers it as JSON ("plain-"), and on
+// RabbitMQ next to a plain handler that makes the same hop as RabbitMQ's
+// RPC tutorial writes it in plain amqp091-go ("amqp-": the id to a queue,
+// the tutorial's server loads the user); at 1 and 64 clients on
 // keep-alive connections:
 //
 //	eval "$(scripts/services.sh)"    # RabbitMQ and MongoDB
-//	cd examples/system && go test -run '^$' -bench LoadUser/rabbitmq -benchtime 2000x -count 5 .
+//	cd examples/system && go test -run '^$' -bench LoadUser/rabbitmq -benchtime 3000x -count 5 .
 //
-// Each sub-benchmark sends b.N requests to the gateway and b.N to the
-// plain handler, in alternating rounds, so that both see the same load on
-// a shared machine. It reports the gateway's req/s and p50 and p99
-// latency in ms, the plain handler's (plain-…), the ratios gateway/plain
-// (x-req/s below 1: the system serves fewer requests; x-p50 above 1: it
-// takes longer), and bus-p50-ms, the p50 overhead of the bus hop (the
-// gateway's p50 less the plain handler's).
+// Each sub-benchmark sends b.N requests to each contender, in alternating
+// rounds, so that all see the same load on a shared machine. It reports
+// each one's req/s and p50 and p99 latency in ms, the gateway's ratios to
+// each plain handler (x-req/s-plain below 1: the system serves fewer
+// requests; x-p50-plain above 1: it takes longer), bus-p50-ms, the p50
+// overhead of the bus hop (the gateway's p50 less the plain handler's),
+// and amqp-hop-p50-ms, the same for the plain amqp091-go hop.
 func BenchmarkLoadUser(b *testing.B) {
 	for _, kind := range []string{"memory", "rabbitmq"} {
 		b.Run(kind, func(b *testing.B) {
@@ -53,54 +58,98 @@ func benchmarkLoadUser(b *testing.B, amqp string) {
 	}
 	plain := httptest.NewServer(plainLoad(sys.users.Collection()))
 	defer plain.Close()
+	type contender struct{ name, url string }
+	contenders := []contender{{"", base + "/user/" + u.ID}, {"plain-", plain.URL + "/user/" + u.ID}}
+	if amqp != "" {
+		hop := httptest.NewServer(amqpLoad(b, amqp, sys.users.Collection()))
+		defer hop.Close()
+		contenders = append(contenders, contender{"amqp-", hop.URL + "/user/" + u.ID})
+	}
 	for _, clients := range []int{1, 64} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * clients, MaxIdleConns: 2 * clients}}
 			defer c.CloseIdleConnections() // no keep-alive goroutine outlives the test
 			defer c.CloseIdleConnections()
-			gwURL, plainURL := base+"/user/"+u.ID, plain.URL+"/user/"+u.ID
-			for _, url := range []string{gwURL, plainURL} { // warm up
-				if _, err := baseline.HTTPLoad(c, clients, url, 4*clients); err != nil {
+			for _, k := range contenders { // warm up
+				if _, err := baseline.HTTPLoad(c, clients, k.url, 4*clients); err != nil {
 					b.Fatal(err)
 				}
 			}
-			var gwLat, plainLat []time.Duration
-			var gwTime, plainTime time.Duration
+			lats := make([][]time.Duration, len(contenders))
+			took := make([]time.Duration, len(contenders))
 			per := max(100, 8*clients)
 			b.ResetTimer()
 			for done := 0; done < b.N; done += per {
 				n := min(per, b.N-done)
-				t0 := time.Now()
-				lat, err := baseline.HTTPLoad(c, clients, gwURL, n)
-				gwTime += time.Since(t0)
-				if err != nil {
-					b.Fatal(err)
+				for i, k := range contenders {
+					t0 := time.Now()
+					lat, err := baseline.HTTPLoad(c, clients, k.url, n)
+					took[i] += time.Since(t0)
+					if err != nil {
+						b.Fatal(err)
+					}
+					lats[i] = append(lats[i], lat...)
 				}
-				gwLat = append(gwLat, lat...)
-				t0 = time.Now()
-				lat, err = baseline.HTTPLoad(c, clients, plainURL, n)
-				plainTime += time.Since(t0)
-				if err != nil {
-					b.Fatal(err)
-				}
-				plainLat = append(plainLat, lat...)
 			}
 			b.StopTimer()
-			gwRate, plainRate := float64(b.N)/gwTime.Seconds(), float64(b.N)/plainTime.Seconds()
-			gp50, gp99 := baseline.Percentiles(gwLat)
-			pp50, pp99 := baseline.Percentiles(plainLat)
-			b.ReportMetric(gwRate, "req/s")
-			b.ReportMetric(plainRate, "plain-req/s")
-			b.ReportMetric(gwRate/plainRate, "x-req/s")
-			b.ReportMetric(ms(gp50), "p50-ms")
-			b.ReportMetric(ms(pp50), "plain-p50-ms")
-			b.ReportMetric(ms(gp50)/ms(pp50), "x-p50")
-			b.ReportMetric(ms(gp99), "p99-ms")
-			b.ReportMetric(ms(pp99), "plain-p99-ms")
-			b.ReportMetric(ms(gp99)/ms(pp99), "x-p99")
-			b.ReportMetric(ms(gp50-pp50), "bus-p50-ms")
+			p50s := make([]time.Duration, len(contenders))
+			for i, k := range contenders {
+				p50, p99 := baseline.Percentiles(lats[i])
+				p50s[i] = p50
+				b.ReportMetric(float64(b.N)/took[i].Seconds(), k.name+"req/s")
+				b.ReportMetric(ms(p50), k.name+"p50-ms")
+				b.ReportMetric(ms(p99), k.name+"p99-ms")
+				if i > 0 {
+					gp50, gp99 := baseline.Percentiles(lats[0])
+					b.ReportMetric(took[i].Seconds()/took[0].Seconds(), "x-req/s-"+strings.TrimSuffix(k.name, "-"))
+					b.ReportMetric(ms(gp50)/ms(p50), "x-p50-"+strings.TrimSuffix(k.name, "-"))
+					b.ReportMetric(ms(gp99)/ms(p99), "x-p99-"+strings.TrimSuffix(k.name, "-"))
+				}
+			}
+			b.ReportMetric(ms(p50s[0]-p50s[1]), "bus-p50-ms")
+			if len(contenders) > 2 {
+				b.ReportMetric(ms(p50s[2]-p50s[1]), "amqp-hop-p50-ms")
+			}
 		})
 	}
+}
+
+// amqpLoad is the plain handler with a hop over RabbitMQ as its tutorial
+// writes RPC in plain amqp091-go: the handler sends the id to a queue and
+// answers the reply, and the tutorial's server on that queue loads the
+// user from MongoDB. It tells RabbitMQ's own share of the bus hop.
+func amqpLoad(b *testing.B, url string, users *store.Collection[user.User]) http.Handler {
+	queue := "patbus.bench.loaduser." + randomTag()
+	srv, err := baseline.NewRPCServer(url, queue, 64, func(id []byte) []byte {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		u, err := users.Load(ctx, string(id))
+		if err != nil {
+			return nil
+		}
+		body, _ := json.Marshal(u)
+		return body
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = srv.Close() })
+	cl, err := baseline.NewRPCClient(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cl.Close() })
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /user/{id}", func(w http.ResponseWriter, r *http.Request) {
+		body, err := cl.Call(r.Context(), "", queue, []byte(r.PathValue("id")))
+		if err != nil || len(body) == 0 {
+			http.Error(w, `{"code":"not_found"}`, http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})
+	return mux
 }
 
 // plainLoad is the plain handler: GET /user/{id} straight from MongoDB.
