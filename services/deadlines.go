@@ -8,7 +8,7 @@ import (
 
 // slotsPerTimeout sets how finely deadlineSlots divides time: a slot is
 // the service's timeout over this, so that a local act's timeout comes at
-// most a thousandth of it late (30 ms on the default 30 s).
+// most a thousandth of it late (5 ms on DefaultTimeout's 5 s).
 const slotsPerTimeout = 1000
 
 // minSlot keeps slots of very short timeouts from costing a timer per act.

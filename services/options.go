@@ -133,7 +133,10 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithTimeout bounds an act whose context has no deadline. Default
-// DefaultTimeout (5s). A context deadline always wins.
+// DefaultTimeout (5s). A context deadline always wins. The caller of a
+// local act that times out this way has its error at most a thousandth
+// of d after the deadline: the acts of a service share their deadline
+// timers, one per thousandth of d, rather than each having one.
 func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
 // WithPrefetch bounds the requests from the broker that one instance
