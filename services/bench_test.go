@@ -3,6 +3,7 @@ package services_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -112,7 +113,8 @@ func BenchmarkActMemoryBroker(b *testing.B) {
 }
 
 // BenchmarkRemote compares a remote act over RabbitMQ (caller and service
-// on their own connections, server prefetch 64 on both sides) with plain
+// on their own connections, the service with the default prefetch, the
+// plain servers with the same, 64) with plain
 // amqp091-go RPC programs in the same run:
 //
 //   - "patbus": services' default path, every act a publish on the topic
@@ -142,7 +144,7 @@ func BenchmarkRemote(b *testing.B) {
 	defer cancel()
 	dial := func() bus.Broker { return benchDial(b, url) }
 	name := "bench-" + wire.NewID()[:8]
-	srv := benchService(b, name, services.WithBroker(dial()), services.WithPrefetch(64))
+	srv := benchService(b, name, services.WithBroker(dial()))
 	addBenchLogin(b, srv)
 	if err := srv.Ready(ctx); err != nil {
 		b.Fatal(err)
@@ -164,7 +166,7 @@ func BenchmarkRemote(b *testing.B) {
 	const topicEx = "patbus.bench.topic"
 	topicKey := "$$target:" + name + ".$$version:1%2E0%2E0.cmd:login.role:bench"
 	server := func(exchange, queue string, handle func([]byte) []byte) {
-		srv, err := baseline.NewRPCServerOn(url, exchange, topicKey, queue, 64, handle)
+		srv, err := baseline.NewRPCServerOn(url, exchange, topicKey, queue, services.DefaultPrefetch, handle)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -364,4 +366,75 @@ func measure(call func(ctx context.Context) error, conc, n int) ([]time.Duration
 	}
 	wg.Wait()
 	return all, float64(n) / time.Since(start).Seconds(), first
+}
+
+// BenchmarkRemotePrefetch measures remote acts from 64 callers against
+// services that differ only in their prefetch (WithPrefetch: the requests
+// one instance takes from the broker and handles at once), the default
+// among them, in alternating rounds of three seconds, each server on a
+// connection of its own. It reports calls/s and the p50 and p99 round
+// trips in µs of each, which is what the default prefetch is chosen by:
+//
+//	eval "$(scripts/services.sh)"
+//	go test -run '^$' -bench RemotePrefetch -benchtime 1x -count 3 ./services
+func BenchmarkRemotePrefetch(b *testing.B) {
+	url := testenv.AMQPURL(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dial := func() bus.Broker { return benchDial(b, url) }
+	name := "bench-pf-" + wire.NewID()[:8]
+	caller := benchService(b, name+"-caller", services.WithBroker(dial()))
+	prefetches := []int{8, 16, 32, 64, 128, 256}
+	for _, pf := range prefetches {
+		srv := benchService(b, fmt.Sprintf("%s-%d", name, pf), services.WithBroker(dial()), services.WithPrefetch(pf))
+		pattern := fmt.Sprintf("role:bench,cmd:login,prefetch:%d", pf)
+		err := services.AddFunc(srv, pattern, func(ctx context.Context, in login) (result, error) {
+			return result{Code: 1000}, nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := srv.Ready(ctx); err != nil {
+			b.Fatal(err)
+		}
+		queue := fmt.Sprintf("%s.%s-%d@1.0.0", testAct, name, pf)
+		b.Cleanup(func() { _ = dial().DeleteQueue(context.Background(), queue) })
+		if err := caller.WaitFor(ctx, pattern); err != nil {
+			b.Fatal(err)
+		}
+	}
+	call := func(pf int) func(ctx context.Context) error {
+		pattern := fmt.Sprintf("role:bench,cmd:login,prefetch:%d", pf)
+		return func(ctx context.Context) error {
+			_, err := caller.Act(ctx, pattern, benchInput)
+			return err
+		}
+	}
+	for _, pf := range prefetches {
+		measure(call(pf), 64, 640) // warm up
+	}
+	const rounds, parFor = 5, 3 * time.Second
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		lat := make([][]time.Duration, len(prefetches))
+		rate := make([][]float64, len(prefetches))
+		for r := 0; r < rounds; r++ {
+			for k, pf := range prefetches {
+				ds, cps, err := measureFor(call(pf), 64, parFor)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lat[k] = append(lat[k], ds...)
+				rate[k] = append(rate[k], cps)
+			}
+		}
+		for k, pf := range prefetches {
+			sort.Float64s(rate[k])
+			sort.Slice(lat[k], func(i, j int) bool { return lat[k][i] < lat[k][j] })
+			q := func(p float64) float64 { return float64(lat[k][int(p*float64(len(lat[k])-1))].Microseconds()) }
+			b.ReportMetric(rate[k][len(rate[k])/2], fmt.Sprintf("pf%d-calls/s", pf))
+			b.ReportMetric(q(0.50), fmt.Sprintf("pf%d-p50-µs", pf))
+			b.ReportMetric(q(0.99), fmt.Sprintf("pf%d-p99-µs", pf))
+		}
+	}
 }
