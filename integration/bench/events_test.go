@@ -35,8 +35,10 @@ func TestMain(m *testing.M) { os.Exit(components.Main(m)) }
 //   - "watermill64": Watermill's AMQP publisher (durable pub/sub config,
 //     ConfirmDelivery on, a pool of 64 channels) from 64 goroutines.
 //
-// It reports events/s for each (medians of the rounds) and the ratios
-// async256/plain256 and emit64/watermill64.
+// Each round starts on empty queues: what the consumer has not drained
+// after a contender's round is purged. It reports events/s for each
+// (medians of the rounds) and the ratios async256/plain256 and
+// emit64/watermill64.
 //
 //	cd integration && go test -run '^$' -bench Events -benchtime 1x -count 3 ./bench
 func BenchmarkEvents(b *testing.B) {
@@ -46,12 +48,14 @@ func BenchmarkEvents(b *testing.B) {
 	id := fmt.Sprintf("%d", time.Now().UnixNano())
 	body := []byte(`{"order":42,"customer":"ada","total":"12.50","note":"` + string(make([]byte, 0)) + `xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`)
 
-	// One drained durable queue per publisher.
+	// One drained durable queue per publisher. The connection closes after
+	// the queues are deleted (cleanups run last first).
 	drainConn, err := amqp.Dial(url)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer drainConn.Close()
+	b.Cleanup(func() { _ = drainConn.Close() })
+	var queues []string
 	drain := func(exchange, kind, key string) {
 		ch, err := drainConn.Channel()
 		if err != nil {
@@ -76,11 +80,27 @@ func BenchmarkEvents(b *testing.B) {
 			}
 		}()
 		b.Cleanup(func() { _, _ = ch.QueueDelete(q, false, false, false) })
+		queues = append(queues, q)
 	}
 	drain(pubsub.EventsExchange, "topic", "#.run:"+id+".#")
 	drain("patbus.bench.plain", "topic", "#")
 	wtopic := "patbus.bench.watermill." + id
 	drain(wtopic, "fanout", "")
+
+	purgeCh, err := drainConn.Channel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	// purge drops what the consumers have not drained yet, so that every
+	// round starts on empty queues: a backlog of persistent messages slows
+	// the publisher that made it.
+	purge := func() {
+		for _, q := range queues {
+			if _, err := purgeCh.QueuePurge(q, false); err != nil {
+				b.Fatalf("purge %s: %v", q, err)
+			}
+		}
+	}
 
 	br, err := bus.Dial(ctx, []string{url}, bus.WithConnectionName("patbus-bench-events"))
 	if err != nil {
@@ -161,6 +181,7 @@ func BenchmarkEvents(b *testing.B) {
 		}
 		wcancel()
 	}
+	purge()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		rates := make([][]float64, len(contenders))
@@ -174,6 +195,7 @@ func BenchmarkEvents(b *testing.B) {
 					b.Fatalf("%s: %v", c.name, err)
 				}
 				rates[k] = append(rates[k], float64(n)/time.Since(start).Seconds())
+				purge()
 			}
 		}
 		med := make(map[string]float64, len(contenders))
