@@ -137,7 +137,7 @@ func BenchmarkActMemoryBroker(b *testing.B) {
 // (the median round), and the ratios of patbus to topic-app and of
 // patbus-direct to direct-app.
 //
-//	PATBUS_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ go test -run '^$' -bench Remote -benchtime 1x -count 3 ./services
+//	PATBUS_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ go test -run '^$' -bench 'Remote$' -benchtime 1x -count 3 ./services
 func BenchmarkRemote(b *testing.B) {
 	url := testenv.AMQPURL(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
