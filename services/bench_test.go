@@ -114,7 +114,7 @@ func BenchmarkActMemoryBroker(b *testing.B) {
 
 // BenchmarkRemote compares a remote act over RabbitMQ (caller and service
 // on their own connections, the service with the default prefetch, the
-// plain servers with the same, 64) with plain
+// plain servers with the same) with plain
 // amqp091-go RPC programs in the same run:
 //
 //   - "patbus": services' default path, every act a publish on the topic

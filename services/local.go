@@ -48,7 +48,6 @@ type localJob struct {
 	v    any
 	err  error
 	done chan struct{} // capacity 1: the runner never waits on it
-
 }
 
 func (j *localJob) run() {
