@@ -16,15 +16,15 @@ const (
 	// DefaultTimeout bounds a Call whose context has no deadline.
 	DefaultTimeout = 5 * time.Second
 	// DefaultPrefetch is the Server's bound on requests in flight (handlers
-	// running at once) per instance: the smallest that reaches the
-	// throughput plateau. Measured with 64 callers on one instance
-	// (services' BenchmarkRemotePrefetch), the rate rises to 32 and stays
-	// flat from there (8: 0.73x of the best, 16: 0.88x, 32 to 256:
-	// 0.98-1.0x). A larger one lets an instance hold requests another
-	// could answer, and runs more handlers at once against a shared
-	// backend: at 64, the example system's p99 at 64 clients rose by
-	// half against MongoDB (BenchmarkLoadUser).
-	DefaultPrefetch = 32
+	// running at once) per instance. Measured with 64 callers on one
+	// instance: with handlers that answer at once (services'
+	// BenchmarkRemotePrefetch) the rate rises to 32 and stays flat from
+	// there (8: 0.73x of the best, 16: 0.88x, 32 to 256: 0.9-1.0x); with
+	// handlers that wait on MongoDB (the example system's
+	// BenchmarkLoadUser) 64 served about 15 % more than 32, with a lower
+	// p50 and a p99 about 12 % higher. Larger ones let an instance hold
+	// requests another instance could answer.
+	DefaultPrefetch = 64
 	// DefaultMaxMessageSize is the largest request or reply body, the bus
 	// default.
 	DefaultMaxMessageSize = bus.DefaultMaxMessageSize
@@ -99,7 +99,7 @@ func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = 
 
 // WithPrefetch sets the Server's bound on requests in flight: the consumer
 // prefetch and the number of handlers that run at once. Default
-// DefaultPrefetch (32).
+// DefaultPrefetch (64).
 func WithPrefetch(n int) Option { return func(c *config) { c.prefetch = n } }
 
 // WithService names the Server's service and version: they are sent as the
