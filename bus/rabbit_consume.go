@@ -397,7 +397,15 @@ func (s *rabbitSub) stopConsumer(sc *subChan) {
 		return
 	default:
 	}
-	if err := sc.ch.Cancel(s.tag, false); err == nil {
+	// amqp091-go writes basic.cancel without the channel's lock, so it
+	// could land between the frames of a reply that a handler is
+	// publishing on this channel (see reply), and RabbitMQ would close the
+	// connection for it (unexpected_frame), the reply lost with it.
+	// Replies hold s.mu's read lock; the write lock keeps the two apart.
+	s.mu.Lock()
+	err := sc.ch.Cancel(s.tag, false)
+	s.mu.Unlock()
+	if err == nil {
 		for d := range sc.deliveries {
 			if !s.opts.NoAck {
 				_ = sc.ch.Nack(d.DeliveryTag, false, true)

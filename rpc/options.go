@@ -21,8 +21,8 @@ const (
 	// BenchmarkRemotePrefetch) the rate rises to 32 and stays flat from
 	// there (8: 0.73x of the best, 16: 0.88x, 32 to 256: 0.9-1.0x); with
 	// handlers that wait on MongoDB (the example system's
-	// BenchmarkLoadUser) 64 served about 15 % more than 32, with a lower
-	// p50 and a p99 about 12 % higher. Larger ones let an instance hold
+	// BenchmarkLoadUser) 64 served about 18 % more than 32, with a lower
+	// p50 and a p99 about 15 % higher. Larger ones let an instance hold
 	// requests another instance could answer.
 	DefaultPrefetch = 64
 	// DefaultMaxMessageSize is the largest request or reply body, the bus
