@@ -88,17 +88,7 @@ func eachBenchTarget(b *testing.B, f func(b *testing.B, call callFunc)) {
 // client for it; both stop when the benchmark ends.
 func tutorialEcho(b *testing.B, url string) (*baseline.RPCClient, string) {
 	queue := "patbus.bench.baseline." + wire.NewID()[:12]
-	srv, err := baseline.NewRPCServer(url, queue, benchPrefetch, func(body []byte) []byte { return body })
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = srv.Close() })
-	cl, err := baseline.NewRPCClient(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cl.Close() })
-	return cl, queue
+	return baseline.StartRPC(b, url, queue, benchPrefetch, func(body []byte) []byte { return body }), queue
 }
 
 // contractEcho is tutorialEcho keeping patbus's wire contract

@@ -120,7 +120,7 @@ func benchmarkLoadUser(b *testing.B, amqp string) {
 // user from MongoDB. It tells RabbitMQ's own share of the bus hop.
 func amqpLoad(b *testing.B, url string, users *store.Collection[user.User]) http.Handler {
 	queue := "patbus.bench.loaduser." + randomTag()
-	srv, err := baseline.NewRPCServer(url, queue, 64, func(id []byte) []byte {
+	cl := baseline.StartRPC(b, url, queue, 64, func(id []byte) []byte {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		u, err := users.Load(ctx, string(id))
@@ -130,15 +130,6 @@ func amqpLoad(b *testing.B, url string, users *store.Collection[user.User]) http
 		body, _ := json.Marshal(u)
 		return body
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = srv.Close() })
-	cl, err := baseline.NewRPCClient(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cl.Close() })
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /user/{id}", func(w http.ResponseWriter, r *http.Request) {
 		body, err := cl.Call(r.Context(), "", queue, []byte(r.PathValue("id")))
