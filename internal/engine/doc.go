@@ -3,7 +3,8 @@
 //
 // A Consumer consumes one queue with a prefetch, runs a bounded pool of
 // goroutines over the deliveries (never on the broker's delivery
-// goroutine), reads each delivery into a patbus.Message with the one header
+// goroutine; the one that went idle last takes the next delivery, see
+// relay.go), reads each delivery into a patbus.Message with the one header
 // codec (internal/wire), gives it a context that carries its tx id and
 // deadline, and runs the handler chain:
 //

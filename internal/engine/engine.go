@@ -65,6 +65,7 @@ type Consumer struct {
 	base   context.Context
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
+	relay  relay
 	done   chan struct{}
 
 	mu      sync.Mutex
@@ -109,7 +110,7 @@ func Start(ctx context.Context, b bus.Broker, cfg Config) (*Consumer, error) {
 	deliveries := sub.Deliveries()
 	c.wg.Add(cfg.Concurrency)
 	for i := 0; i < cfg.Concurrency; i++ {
-		go c.loop(deliveries)
+		go c.loop(deliveries, make(chan struct{}, 1))
 	}
 	go func() {
 		c.wg.Wait()
@@ -132,9 +133,17 @@ func (c *Consumer) build() patbus.Handler {
 	return patbus.Chain(c.cfg.Handler, mw...)
 }
 
-func (c *Consumer) loop(deliveries <-chan *bus.Delivery) {
+// loop is one handler goroutine: when it holds the relay's turn it
+// receives a delivery, passes the turn on and serves the delivery.
+func (c *Consumer) loop(deliveries <-chan *bus.Delivery, turn chan struct{}) {
 	defer c.wg.Done()
-	for d := range deliveries {
+	for c.relay.take(turn) {
+		d, ok := <-deliveries
+		if !ok {
+			c.relay.close()
+			return
+		}
+		c.relay.pass()
 		c.serve(d)
 	}
 }
