@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patbus/patbus"
 	"github.com/patbus/patbus/gateway"
+	"github.com/patbus/patbus/internal/wire"
 )
 
 // A panic while acting is answered 500 and the gateway goes on serving;
@@ -65,5 +67,39 @@ func TestActInput(t *testing.T) {
 	}
 	if want := `{"args":{"params":{"id":"7"},"query":{"x":"1"},"body":{"name":"Ada"}}}`; string(gotInput) != want {
 		t.Errorf("input %s, want %s", gotInput, want)
+	}
+}
+
+// The tx the gateway makes for a request that brings none may be its act's
+// request id (wire.ClaimFreshTx), so that it travels in no header; a tx
+// that came with the request may not: the caller may send it again.
+func TestOwnTxIsFresh(t *testing.T) {
+	var tx string
+	var fresh bool
+	actor := actorFunc(func(ctx context.Context, _ string, _ any) ([]byte, error) {
+		tx = patbus.Tx(ctx)
+		fresh = wire.ClaimFreshTx(ctx, tx)
+		return []byte(`{}`), nil
+	})
+	gw, err := gateway.New(actor, []gateway.RouteSet{referenceMap()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		requestID string
+		fresh     bool
+	}{{"", true}, {"req-1", false}} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/user", nil)
+		if c.requestID != "" {
+			req.Header.Set("X-Request-Id", c.requestID)
+		}
+		gw.ServeHTTP(rec, req)
+		if rec.Code != 200 || tx == "" || rec.Header().Get("X-Request-Id") != tx {
+			t.Fatalf("X-Request-Id %q: %d, response tx %q, act tx %q", c.requestID, rec.Code, rec.Header().Get("X-Request-Id"), tx)
+		}
+		if fresh != c.fresh {
+			t.Errorf("X-Request-Id %q: the act's tx claimable %v, want %v", c.requestID, fresh, c.fresh)
+		}
 	}
 }

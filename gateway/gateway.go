@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/patbus/patbus"
+	"github.com/patbus/patbus/internal/wire"
 	"github.com/patbus/patbus/services"
 )
 
@@ -170,9 +171,9 @@ func (g *Gateway) Routes() []Route {
 // A panic in ServeHTTP is recovered, logged and answered 500 if nothing was
 // written yet (http.ErrAbortHandler goes on up, as net/http expects).
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	tx := requestTx(r)
+	tx, minted := requestTx(r)
 	w.Header().Set(HeaderRequestID, tx)
-	rw := &response{ResponseWriter: w, tx: tx}
+	rw := &response{ResponseWriter: w, tx: tx, minted: minted}
 	defer g.recover(rw, r)
 	g.mux.ServeHTTP(rw, r)
 }
@@ -200,7 +201,8 @@ func own(w http.ResponseWriter, r *http.Request) *response {
 	if rw == nil {
 		// ServeHTTP always hands the mux its own writer; this is for a
 		// handler reached some other way.
-		rw = &response{ResponseWriter: w, tx: requestTx(r)}
+		tx, minted := requestTx(r)
+		rw = &response{ResponseWriter: w, tx: tx, minted: minted}
 	}
 	rw.routed = true
 	return rw
@@ -217,7 +219,14 @@ func (g *Gateway) serveRoute(rt *Route, w http.ResponseWriter, r *http.Request) 
 		writeError(rw, rerr.status, ErrorBody{Code: rerr.code, Message: rerr.message, Tx: rw.tx})
 		return
 	}
-	ctx := patbus.WithTx(r.Context(), rw.tx)
+	var ctx context.Context
+	if rw.minted {
+		// A tx of the gateway's own is unique: the act may use it as
+		// its request id and send it in no header (wire.ClaimFreshTx).
+		ctx = wire.WithFreshTx(r.Context(), rw.tx)
+	} else {
+		ctx = patbus.WithTx(r.Context(), rw.tx)
+	}
 	if g.cfg.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, g.cfg.timeout)

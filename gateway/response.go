@@ -15,6 +15,7 @@ import (
 type response struct {
 	http.ResponseWriter
 	tx      string
+	minted  bool // tx is the gateway's own, made for this request
 	routed  bool // a route's or health endpoint's handler runs
 	wrote   bool // the status has been written
 	swallow bool // the mux's own body is dropped

@@ -17,17 +17,17 @@ const maxRequestID = 128
 // requestTx returns the tx id of a request: the trace id of its W3C
 // traceparent header, so that the chain of acts continues the caller's
 // trace; else its X-Request-Id, when that is 1 to 128 visible ASCII
-// characters; else a fresh one (patbus.NewTx).
-func requestTx(r *http.Request) string {
+// characters; else a fresh one (patbus.NewTx), and then minted is true.
+func requestTx(r *http.Request) (tx string, minted bool) {
 	if tp := r.Header.Get("Traceparent"); tp != "" {
 		if tx := wire.TxFromTraceparent(tp); tx != "" {
-			return tx
+			return tx, false
 		}
 	}
 	if id := r.Header.Get(HeaderRequestID); validRequestID(id) {
-		return id
+		return id, false
 	}
-	return patbus.NewTx()
+	return patbus.NewTx(), true
 }
 
 func validRequestID(s string) bool {

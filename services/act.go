@@ -113,7 +113,7 @@ func (s *Service) act(ctx context.Context, p patterns.Pattern, pairs []patterns.
 	if wire.Tx(ctx) != tx {
 		ctx = wire.WithTx(ctx, tx)
 	}
-	return s.runRemote(ctx, res, p, data, tx, root)
+	return s.runRemote(ctx, res, p, data, tx, root || wire.ClaimFreshTx(ctx, tx))
 }
 
 func (s *Service) logAct(ctx context.Context, level slog.Level, msg, tx string, p patterns.Pattern, matched string, attrs ...slog.Attr) {
@@ -128,8 +128,9 @@ func (s *Service) logAct(ctx context.Context, level slog.Level, msg, tx string, 
 }
 
 // runRemote calls the chosen provider over the broker. A root act (ctx had
-// no tx) uses its fresh tx as the request's id, so that it travels without
-// a tx header (rpc.Request.ID).
+// no tx, or a fresh one nothing has claimed: wire.ClaimFreshTx) uses its tx
+// as the request's id, so that it travels without a tx header
+// (rpc.Request.ID).
 func (s *Service) runRemote(ctx context.Context, res resolution, p patterns.Pattern, data map[string]any, tx string, root bool) (*Reply, error) {
 	body, err := json.Marshal(data)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
+	"sync/atomic"
 )
 
 type txKey struct{}
@@ -36,6 +37,31 @@ func WithTx(ctx context.Context, tx string) context.Context {
 func Tx(ctx context.Context) string {
 	tx, _ := ctx.Value(txKey{}).(string)
 	return tx
+}
+
+type freshKey struct{}
+
+// fresh marks a tx id minted for one request that has sent nothing yet.
+type fresh struct {
+	tx      string
+	claimed atomic.Bool
+}
+
+// WithFreshTx returns a context that carries tx, a fresh id minted for
+// it (NewID), as its tx id, marked so that the first act sent with it may
+// use tx as its own request id (ClaimFreshTx): a chain that starts there
+// then sends its tx in no header, as an act sent without a tx does.
+func WithFreshTx(ctx context.Context, tx string) context.Context {
+	return context.WithValue(WithTx(ctx, tx), freshKey{}, &fresh{tx: tx})
+}
+
+// ClaimFreshTx reports whether the request about to be sent with ctx may
+// use tx as its id: tx came from WithFreshTx, is still ctx's tx, and no
+// request has claimed it before. Only one claim succeeds, so that request
+// ids stay unique however many acts share ctx.
+func ClaimFreshTx(ctx context.Context, tx string) bool {
+	f, _ := ctx.Value(freshKey{}).(*fresh)
+	return f != nil && f.tx == tx && f.claimed.CompareAndSwap(false, true)
 }
 
 // EnsureTx returns ctx with a tx id, adding a fresh one if it has none, and

@@ -166,3 +166,27 @@ func TestInt64(t *testing.T) {
 		t.Errorf("a huge attempt reads as %d, want the cap %d", f.Attempt, 1<<30)
 	}
 }
+
+func TestClaimFreshTx(t *testing.T) {
+	tx := NewID()
+	ctx := WithFreshTx(context.Background(), tx)
+	if Tx(ctx) != tx {
+		t.Fatalf("Tx = %q, want %q", Tx(ctx), tx)
+	}
+	if ClaimFreshTx(ctx, "other") {
+		t.Error("a claim for another tx succeeded")
+	}
+	if !ClaimFreshTx(ctx, tx) {
+		t.Fatal("the first claim failed")
+	}
+	if ClaimFreshTx(ctx, tx) {
+		t.Error("a second claim succeeded")
+	}
+	// A tx set over it is not the fresh one.
+	if over := WithTx(WithFreshTx(context.Background(), tx), "upstream"); ClaimFreshTx(over, Tx(over)) {
+		t.Error("a claim for a tx set over the fresh one succeeded")
+	}
+	if ClaimFreshTx(WithTx(context.Background(), tx), tx) {
+		t.Error("a claim on a tx from WithTx succeeded")
+	}
+}
