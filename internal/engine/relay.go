@@ -11,9 +11,9 @@ import "sync"
 // Receiving on the channel straight from every goroutine would hand the
 // deliveries round all of them in turn (a channel's waiting receivers are
 // served first come, first served): at one request at a time and a pool
-// of 64, a MongoDB load in a handler took about 20 µs longer that way
-// (BenchmarkLoadUser in examples/system), much of it in growing stacks
-// that the garbage collector had shrunk meanwhile.
+// of 64, a MongoDB load in the user service of BenchmarkLoadUser
+// (examples/system) took about 12 µs longer that way, most likely in
+// stacks gone cold or shrunk by the garbage collector meanwhile.
 type relay struct {
 	mu     sync.Mutex
 	idle   []chan struct{} // waiting for the turn; the last one went idle last
