@@ -170,6 +170,23 @@ func TestUniqueIndexConflict(t *testing.T) {
 	}
 }
 
+// A unique index asked for on a field that already holds duplicates is
+// refused with "conflict", and the duplicates stay.
+func TestUniqueIndexOverDuplicates(t *testing.T) {
+	c := users(t)
+	ctx := ctxFor(t)
+	for range 2 {
+		if _, err := c.Save(ctx, user{Name: "丙"}); err != nil {
+			t.Fatalf("save 丙: %v", err)
+		}
+	}
+	err := c.EnsureIndex(ctx, store.Index{Keys: []string{"name"}, Unique: true})
+	checkCode(t, "unique index over duplicates", err, patbus.CodeConflict, store.ErrConflict)
+	if n, err := c.Count(ctx, store.Filter{"name": "丙"}); err != nil || n != 2 {
+		t.Fatalf("count = %d, %v; want both duplicates kept", n, err)
+	}
+}
+
 func TestListFilterSortLimit(t *testing.T) {
 	c := users(t)
 	ctx := ctxFor(t)

@@ -57,7 +57,8 @@
 // (patbus.ErrInvalidInput) for a malformed id, filter or sort. errors.Is
 // matches them against those values, and patbus.Code reads the code. An
 // unreachable server gives "unavailable" (ErrUnavailable), a context that
-// ends "timeout" or "canceled", a closed DB "closed"; see ErrNotFound for
+// ends "timeout" or "canceled", the DB's own timeout (WithTimeout)
+// "timeout", a closed DB "closed"; see ErrNotFound for
 // the whole table. The driver's error types never reach the caller for
 // these cases; other failures wrap the driver's error (code "internal").
 //
@@ -65,10 +66,11 @@
 //
 // Every call that talks to the server takes a context and returns when
 // it ends. An operation whose context has no deadline is bounded by the
-// DB's timeout (WithTimeout). A server that is down fails an operation
-// with "unavailable" after the dial timeout (WithDialTimeout), or with the
-// context's error when that ends first; Open checks the server with a
-// ping, so a wrong address fails there.
+// DB's timeout (WithTimeout); a server that is reached but does not answer
+// within it fails the operation with "timeout". A server that is down
+// fails an operation with "unavailable" after the dial timeout
+// (WithDialTimeout), or with the context's error when that ends first;
+// Open checks the server with a ping, so a wrong address fails there.
 //
 // # Processing a message once
 //

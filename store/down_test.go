@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,6 +76,10 @@ type proxy struct {
 	mu     sync.Mutex
 	conns  []net.Conn
 	wg     sync.WaitGroup
+	// mute, once set, drops what clients send: the server sees no more
+	// requests and the clients wait for answers that never come, as with
+	// a server that hangs.
+	mute atomic.Bool
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -106,8 +111,25 @@ func (p *proxy) accept() {
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go func() { defer p.wg.Done(); io.Copy(s, c); s.Close() }()
+		go func() { defer p.wg.Done(); p.forward(s, c); s.Close() }()
 		go func() { defer p.wg.Done(); io.Copy(c, s); c.Close() }()
+	}
+}
+
+// forward copies what the client c sends to the server s, dropping it
+// while the proxy is muted.
+func (p *proxy) forward(s, c net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 && !p.mute.Load() {
+			if _, werr := s.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
 	}
 }
 
@@ -178,5 +200,60 @@ func TestServerGoesAway(t *testing.T) {
 	checkCode(t, "save with a short context", err, patbus.CodeTimeout, context.DeadlineExceeded)
 	if ctx.Err() != nil {
 		t.Fatal("the operations returned only when the test's context ended")
+	}
+}
+
+// A server that stops answering fails an operation whose context has no
+// deadline once the store's own timeout (WithTimeout) passes, with the
+// code "timeout", not "unavailable": the server is there, it is slow.
+func TestServerHangsOwnTimeout(t *testing.T) {
+	u, err := url.Parse(testenv.MongoURI(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, u.Host)
+	via := *u
+	via.Host = p.l.Addr().String()
+	q := via.Query()
+	q.Set("directConnection", "true")
+	via.RawQuery = q.Encode()
+
+	ctx := ctxFor(t)
+	const timeout = 300 * time.Millisecond
+	db, err := store.Open(ctx, via.String(), "patbus_test_"+randHex(6), store.WithTimeout(timeout))
+	if err != nil {
+		t.Fatalf("open through the proxy: %v", err)
+	}
+	defer db.Close(context.Background())
+	defer func() {
+		direct, err := store.Open(ctx, u.String(), db.Name())
+		if err == nil {
+			direct.Drop(ctx)
+			direct.Close(ctx)
+		}
+	}()
+	c, err := store.NewCollection[user](db, "users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := c.Save(ctx, user{Name: "甲"})
+	if err != nil {
+		t.Fatalf("save through the proxy: %v", err)
+	}
+
+	p.mute.Store(true) // the server hangs
+	start := time.Now()
+	_, err = c.Load(context.Background(), saved.ID)
+	elapsed := time.Since(start)
+	t.Logf("load from a hung server after %v: %v", elapsed, err)
+	checkCode(t, "load from a hung server", err, patbus.CodeTimeout, context.DeadlineExceeded)
+	if errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("load: %v matches ErrUnavailable", err)
+	}
+	if elapsed < timeout {
+		t.Errorf("load failed after %v, before the store's timeout of %v", elapsed, timeout)
+	}
+	if n := strings.Count(err.Error(), "incomplete read"); n > 1 {
+		t.Errorf("error %q repeats the driver's text %d times", err, n)
 	}
 }

@@ -90,13 +90,18 @@ func classify(ctx context.Context, op, target string, err error) error {
 		return fmt.Errorf("store: %s %s: %w", op, target, joinCause(ctx.Err(), err))
 	case errors.Is(err, mongo.ErrClientDisconnected):
 		return &opError{op: op, target: target, what: "closed", kind: patbus.ErrClosed, cause: err}
+	case !selection && errors.Is(err, context.DeadlineExceeded):
+		// The operation's own timeout (WithTimeout) passed with a server
+		// selected: it is slow or hung, not down, and the caller may
+		// retry, so the code is "timeout" rather than "unavailable".
+		return fmt.Errorf("store: %s %s: no answer within the store's timeout: %w (%s)",
+			op, target, context.DeadlineExceeded, driverText(err))
 	case selection, mongo.IsNetworkError(err):
 		// The driver's error wraps context.DeadlineExceeded when the dial
 		// timeout passes; the chain is cut so that the caller's context,
 		// which has not ended, is not blamed.
 		return &opError{op: op, target: target, what: "server unavailable", kind: ErrUnavailable, cause: err}
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		// The operation's own timeout (WithTimeout) passed.
+	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("store: %s %s: %w", op, target, err)
 	case errors.As(err, &me), errors.Is(err, mongo.ErrNilDocument), errors.Is(err, mongo.ErrNilValue):
 		return invalidInput(target, "%s: %v", op, err)
@@ -127,7 +132,20 @@ type opError struct {
 }
 
 func (e *opError) Error() string {
-	return "store: " + e.op + " " + e.target + ": " + e.what + ": " + e.cause.Error()
+	return "store: " + e.op + " " + e.target + ": " + e.what + ": " + driverText(e.cause)
+}
+
+// driverText returns err's text once: the driver's command errors read
+// "MESSAGE: WRAPPED" where the message is often the wrapped error's text.
+func driverText(err error) string {
+	s := strings.TrimSpace(err.Error())
+	if n := len(s); n%2 == 0 && n > 2 {
+		half := (n - 2) / 2 // "X: X" is 2*len(X)+2 bytes long
+		if s[half:half+2] == ": " && s[:half] == s[half+2:] {
+			return s[:half]
+		}
+	}
+	return s
 }
 
 func (e *opError) Unwrap() error { return e.kind }

@@ -52,9 +52,9 @@ func (ix Index) model() (mongo.IndexModel, error) {
 // EnsureIndex makes the index on the collection unless it exists already
 // (creating the collection if needed), so that services can call it at
 // every start. It fails with "invalid_input" for an index without keys,
-// and with an error from the server when an index of the same name but
-// other keys or options exists, or when a unique index is asked for on
-// fields that already hold duplicates.
+// with "conflict" when a unique index is asked for on fields that already
+// hold duplicates, and with an error from the server when an index of the
+// same name but other keys or options exists.
 func (c *Collection[T]) EnsureIndex(ctx context.Context, ix Index) error {
 	m, err := ix.model()
 	if err != nil {
