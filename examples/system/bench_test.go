@@ -69,7 +69,6 @@ func benchmarkLoadUser(b *testing.B, amqp string) {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * clients, MaxIdleConns: 2 * clients}}
 			defer c.CloseIdleConnections() // no keep-alive goroutine outlives the test
-			defer c.CloseIdleConnections()
 			for _, k := range contenders { // warm up
 				if _, err := baseline.HTTPLoad(c, clients, k.url, 4*clients); err != nil {
 					b.Fatal(err)
