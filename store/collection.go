@@ -137,6 +137,9 @@ func (c *Collection[T]) update(ctx context.Context, v *T) (T, error) {
 	if !ValidID(id) {
 		return zero, invalidInput(c.name, "save: invalid id %q", id)
 	}
+	if l := c.db.updates; l != nil {
+		defer l.lock(c.name, id)()
+	}
 	e.Updated = now()
 	raw, err := bson.Marshal(v)
 	if err != nil {

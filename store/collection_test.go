@@ -187,6 +187,43 @@ func TestUniqueIndexOverDuplicates(t *testing.T) {
 	}
 }
 
+// Two updates of one entity at once that set different fields both
+// stay: neither overwrites the other's field with the value it read.
+func TestConcurrentUpdatesOfOneEntity(t *testing.T) {
+	c := users(t)
+	ctx := ctxFor(t)
+	const trials = 30
+	for i := range trials {
+		u, err := c.Save(ctx, user{Name: "甲", Age: 20})
+		if err != nil {
+			t.Fatalf("save: %v", err)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, errs[0] = c.Save(ctx, user{Entity: u.Entity, Name: "甲", Age: 20, Email: "a@example.com"})
+		}()
+		go func() {
+			defer wg.Done()
+			_, errs[1] = c.Save(ctx, user{Entity: u.Entity, Name: "甲", Age: 20, Password: []byte("hash")})
+		}()
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("trial %d: update: %v", i, err)
+		}
+		got, err := c.Load(ctx, u.ID)
+		if err != nil {
+			t.Fatalf("trial %d: load: %v", i, err)
+		}
+		if got.Email != "a@example.com" || string(got.Password) != "hash" {
+			t.Fatalf("trial %d: after two updates at once the entity holds email %q and password %q; one update was lost",
+				i, got.Email, got.Password)
+		}
+	}
+}
+
 func TestListFilterSortLimit(t *testing.T) {
 	c := users(t)
 	ctx := ctxFor(t)

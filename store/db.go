@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
@@ -25,6 +26,10 @@ type DB struct {
 	name   string
 	cfg    config
 	log    *slog.Logger
+
+	// updates, when the server is FerretDB, serializes the updates of
+	// one entity made through this DB (see serialize).
+	updates *updateLocks
 
 	closeOnce sync.Once
 	closeErr  error
@@ -63,8 +68,24 @@ func Open(ctx context.Context, uri, database string, opts ...Option) (*DB, error
 		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
-	d.log.Debug("store: opened", "database", database, "hosts", co.Hosts)
+	if d.isFerretDB(ctx) {
+		d.updates = newUpdateLocks()
+	}
+	d.log.Debug("store: opened", "database", database, "hosts", co.Hosts, "serial_updates", d.updates != nil)
 	return d, nil
+}
+
+// isFerretDB reports whether the server says it is FerretDB: its
+// buildInfo has a ferretdbVersion. A server that does not answer
+// buildInfo is taken for MongoDB.
+func (d *DB) isFerretDB(ctx context.Context) bool {
+	var info bson.Raw
+	if err := d.client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		d.log.Debug("store: buildInfo", "err", err)
+		return false
+	}
+	_, err := info.LookupErr("ferretdbVersion")
+	return err == nil
 }
 
 // checkDatabaseName refuses names MongoDB does not take.

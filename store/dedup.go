@@ -145,7 +145,11 @@ func (d *Dedup) Seen(ctx context.Context, id string) (seen bool, err error) {
 		return false, classify(ctx, "mark", d.name, err)
 	}
 	// Recorded already: take the record over if it has expired. The
-	// filter and the update are one step, so only one Seen takes it.
+	// filter and the update are one step, so only one Seen takes it (on
+	// FerretDB, within this process, through the DB's update locks).
+	if l := d.db.updates; l != nil {
+		defer l.lock(d.name, id)()
+	}
 	res, err := d.coll.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: id}, {Key: "at", Value: bson.D{{Key: "$lte", Value: at.Add(-d.ttl)}}}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "at", Value: at}}}})

@@ -86,10 +86,16 @@
 // MongoDB itself, or the embedded FerretDB (SQLite handler) that the
 // reference system's module starts (examples/system, `eval
 // "$(scripts/mongodb.sh)"`). FerretDB stays in that module, out of this
-// one's dependencies. Two of its differences are handled here: it refuses
-// TTL indexes (Dedup deletes expired records itself), and it reports an
-// update that breaks a unique index as an internal error carrying
-// SQLite's text, which the store still answers with "conflict".
+// one's dependencies. Three of its differences are handled here: it
+// refuses TTL indexes (Dedup deletes expired records itself); it reports
+// an update that breaks a unique index as an internal error carrying
+// SQLite's text, which the store still answers with "conflict"; and its
+// update reads a document and writes it back in two steps, so that two
+// updates of one entity at once could lose one another's fields: Open
+// asks the server's buildInfo whether it is FerretDB, and if so the DB
+// serializes the updates of one entity made through it. That holds within
+// one process; keep the writers of a collection in one process on
+// FerretDB, or use MongoDB, whose updates are atomic.
 //
 // # Concurrency
 //

@@ -21,8 +21,10 @@
 // instead of MongoDB's duplicate key error (11000), which it does give for
 // inserts; and an update reads the document and writes it back in two
 // steps, so concurrent updates of one document are not isolated as in
-// MongoDB. patbus/store handles the first two (a Dedup prunes expired
-// records itself; such an update is still a "conflict").
+// MongoDB. patbus/store handles all three (a Dedup prunes expired records
+// itself; such an update is still a "conflict"; a DB on FerretDB
+// serializes the updates of one entity made through it, which isolates
+// them within one process).
 //
 // # Module
 //
