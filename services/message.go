@@ -67,7 +67,7 @@ func (m *Message) Decode(v any) error {
 		return fmt.Errorf("%w: encode message: %w", ErrInvalidInput, err)
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("%w: decode message into %T: %w", ErrInvalidInput, v, err)
+		return fmt.Errorf("%w: %w", ErrInvalidInput, newDecodeError(err))
 	}
 	return nil
 }

@@ -2,9 +2,11 @@ package services_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -251,6 +253,55 @@ func TestTypedCallTakesTheFastPath(t *testing.T) {
 		t.Logf("%s: allocations per act: typed Call %v, Act %v", mode.name, fast, slow)
 		if fast > 4 || slow < 10 {
 			t.Errorf("%s: typed Call allocates %v times per act, Act %v: the fast path was not taken", mode.name, fast, slow)
+		}
+	}
+}
+
+// A message that does not decode into a typed action's input is refused
+// with invalid_input and a message in the message's own terms: the JSON
+// path and the kinds, never the service's Go types, which would cross the
+// wire to the caller.
+func TestTypedDecodeErrorsSpeakJSON(t *testing.T) {
+	type body struct {
+		Age  int      `json:"age"`
+		Tags []string `json:"tags"`
+	}
+	type in struct {
+		Args struct {
+			Body body `json:"body"`
+		} `json:"args"`
+	}
+	s, err := services.New("typed", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := services.AddFunc(s, "role:t,cmd:age", func(ctx context.Context, in in) (int, error) { return in.Args.Body.Age, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ready(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		input string
+		want  string
+	}{
+		{`{"args":{"body":{"age":"old"}}}`, "args.body.age: want an integer, got string"},
+		{`{"args":{"body":{"age":1.5}}}`, "args.body.age: want an integer, got number 1.5"},
+		{`{"args":{"body":{"tags":{"a":1}}}}`, "args.body.tags: want an array, got object"},
+		{`{"args":[]}`, "args: want an object, got array"},
+	} {
+		_, err := s.Act(ctxT(t), "role:t,cmd:age", json.RawMessage(c.input))
+		if code := patbus.Code(err); code != patbus.CodeInvalidInput {
+			t.Errorf("%s: code %q (%v), want invalid_input", c.input, code, err)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, c.want) {
+			t.Errorf("%s: error %q, want it to say %q", c.input, msg, c.want)
+		}
+		if strings.Contains(msg, "services_test") || strings.Contains(msg, "Go ") || strings.Contains(msg, "struct") {
+			t.Errorf("%s: error %q names the service's Go types", c.input, msg)
 		}
 	}
 }
