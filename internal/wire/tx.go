@@ -89,30 +89,43 @@ func Traceparent(tx string) string {
 
 // isTraceID reports whether s is a valid W3C trace id.
 func isTraceID(s string) bool {
-	if len(s) != 32 || s == "00000000000000000000000000000000" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
+	return len(s) == 32 && s != "00000000000000000000000000000000" && isLowerHex(s)
 }
 
 // TxFromTraceparent returns the trace id of a W3C traceparent value, or ""
 // when v is not one. A request whose tx id is a trace id sends it only
 // there (the trace id of its traceparent), not again in HeaderTx.
 func TxFromTraceparent(v string) string {
-	// version "-" trace-id "-" parent-id "-" flags: 2+1+32+1+16+1+2.
+	// version "-" trace-id "-" parent-id "-" flags: 2+1+32+1+16+1+2, as
+	// W3C Trace Context level 1 says to parse it: version ff is invalid,
+	// version 00 has nothing after the flags, a later version may have
+	// more after a "-"; the parent id is not all zeros.
 	if len(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-' {
+		return ""
+	}
+	version, parent, flags := v[:2], v[36:52], v[53:55]
+	switch {
+	case !isLowerHex(version) || version == "ff",
+		version == "00" && len(v) != 55,
+		len(v) > 55 && v[55] != '-',
+		!isLowerHex(parent) || parent == "0000000000000000",
+		!isLowerHex(flags):
 		return ""
 	}
 	if id := v[3:35]; isTraceID(id) {
 		return id
 	}
 	return ""
+}
+
+// isLowerHex reports whether s is lower-case hexadecimal digits only.
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // IsTxKey reports whether k is the context key of the tx id, for context

@@ -77,8 +77,25 @@ func TestTxTravelsInTraceparent(t *testing.T) {
 	if got := TxFromTraceparent(Traceparent(tx)); got != tx {
 		t.Fatalf("TxFromTraceparent(Traceparent(%q)) = %q", tx, got)
 	}
+	for _, good := range []string{
+		"00-" + tx + "-0123456789abcdef-00",
+		"01-" + tx + "-0123456789abcdef-01",
+		"cc-" + tx + "-0123456789abcdef-01-what-the-future-brings",
+	} {
+		if got := TxFromTraceparent(good); got != tx {
+			t.Errorf("TxFromTraceparent(%q) = %q, want %q", good, got, tx)
+		}
+	}
 	for _, bad := range []string{"", "00-xyz", "00-" + tx + "-0123456789abcdef", "00-00000000000000000000000000000000-0123456789abcdef-01",
-		"00-" + tx[:31] + "G-0123456789abcdef-01", "00_" + tx + "-0123456789abcdef-01"} {
+		"00-" + tx[:31] + "G-0123456789abcdef-01", "00_" + tx + "-0123456789abcdef-01",
+		"ff-" + tx + "-0123456789abcdef-01",       // version ff is invalid
+		"0g-" + tx + "-0123456789abcdef-01",       // a version that is not hex
+		"00-" + tx + "-0000000000000000-01",       // an all-zero parent id
+		"00-" + tx + "-0123456789ABCDEF-01",       // upper case
+		"00-" + tx + "-0123456789abcdef-0x",       // flags that are not hex
+		"00-" + tx + "-0123456789abcdef-01-later", // version 00 ends at its flags
+		"01-" + tx + "-0123456789abcdef-01x",      // more must follow a "-"
+	} {
 		if got := TxFromTraceparent(bad); got != "" {
 			t.Errorf("TxFromTraceparent(%q) = %q, want \"\"", bad, got)
 		}
