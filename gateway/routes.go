@@ -131,11 +131,19 @@ func (a *Action) UnmarshalJSON(data []byte) error {
 	}
 	sort.Strings(keys)
 	var errs []error
+	named := map[string]string{} // verbs seen, upper case → key as written
+	verbOn := false
 	for _, k := range keys {
 		raw := fields[k]
 		switch k {
 		case "name":
 			var s string
+			if string(bytes.TrimSpace(raw)) == "null" {
+				// Go would read null as "", which leaves the key out of
+				// the path: say what is meant instead.
+				errs = append(errs, errors.New(`name: null (leave the key out to use the action's key, or give "" to leave it out of the path)`))
+				continue
+			}
 			if err := json.Unmarshal(raw, &s); err != nil {
 				errs = append(errs, fmt.Errorf("name: %w", err))
 				continue
@@ -151,12 +159,23 @@ func (a *Action) UnmarshalJSON(data []byte) error {
 				errs = append(errs, fmt.Errorf("unknown key %q (the gateway knows the verbs, name, alias and suffix)", k))
 				continue
 			}
-			if err := json.Unmarshal(raw, &on); err != nil {
+			if prev, dup := named[strings.ToUpper(k)]; dup {
+				errs = append(errs, fmt.Errorf("the verb %s is given twice (%q and %q)", strings.ToUpper(k), prev, k))
+				continue
+			}
+			named[strings.ToUpper(k)] = k
+			if string(bytes.TrimSpace(raw)) == "null" || json.Unmarshal(raw, &on) != nil {
 				errs = append(errs, fmt.Errorf("%s: a verb takes true or false", k))
 				continue
 			}
+			verbOn = verbOn || on
 			out.setVerb(k, on)
 		}
+	}
+	if len(named) > 0 && !verbOn {
+		// None set would mean GET; an action that turns every verb it
+		// names off most likely means no route at all.
+		errs = append(errs, errors.New("every verb the action names is false: remove the action, or set a verb true"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
