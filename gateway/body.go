@@ -64,13 +64,15 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64, depth int) ([]b
 		return nil, badRequest("the body could not be read")
 	}
 	body := buf.Bytes()
-	if len(bytes.TrimSpace(body)) == 0 {
-		return emptyObject, nil
-	}
-	if r.ContentLength < 0 {
+	if r.ContentLength < 0 && len(body) > 0 {
+		// A chunked body is checked as a declared one is: any byte sent
+		// makes it a body, and it must say it is JSON.
 		if rerr := checkMediaType(r.Header.Get("Content-Type")); rerr != nil {
 			return nil, rerr
 		}
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return emptyObject, nil
 	}
 	if d := jsonDepth(body, depth); d > depth {
 		return nil, badRequest("the JSON body is nested more than %d deep", depth)

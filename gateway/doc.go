@@ -16,7 +16,9 @@
 //
 // gives GET /user, GET /user/:id, PUT /user/:id, POST /user and DELETE
 // /user/:id, acting "if:list,module:user", "if:load,module:user" and so on.
-// The rules are seneca-web's (its lib/mapper.js):
+// The rules are seneca-web's (its lib/mapper.js), with two keys of an
+// action that its mapper does not read and the seed's route map uses:
+// name and suffix.
 //
 //   - Each key of map is an action. The pin's pair whose value is "*"
 //     takes the key as its value; that is the pattern acted on. A pin
@@ -35,7 +37,9 @@
 // Where the gateway differs from seneca-web (with the Express adapter):
 //
 //   - An object that names no verb is GET; seneca-web maps it to no route.
-//     A verb set to false is off; seneca-web looks only at the key. A map
+//     A verb set to false is off; seneca-web looks only at the key. An
+//     object whose verbs are all false, a verb given twice (in two cases)
+//     and a null name are refused. A map
 //     value other than true or an object (false, null, 0, a string) is
 //     refused; seneca-web makes any of them GET.
 //   - An alias gives the path /alias, as seneca-web's code does (its
@@ -55,7 +59,8 @@
 //     (/user/list before /user/:id), where Express takes the first
 //     registered; two paths neither of which is more specific (/a/:x/b and
 //     /a/c/:y) are a configuration error. A path that is not clean
-//     ("/user//7") is redirected to its clean form.
+//     ("/user//7") is redirected (307) to its clean form, with net/http's
+//     short HTML body: the one response whose body is not JSON.
 //   - args holds params, query and body; seneca-web's args.route and
 //     args.user, and request$ and response$, are not sent: an act may cross
 //     the broker, and they would not survive it.
@@ -97,7 +102,9 @@
 //
 //	{"code":"not_found","message":"no user 7","tx":"4bf92f3577b34da6a3ce929d0e0e4736"}
 //
-// The message (and details) are the action's own for statuses below 500;
+// The message (and details) are the action's own for statuses below 500
+// (for input a typed action cannot decode, the services runtime's, which
+// names the JSON path and the kinds of value, never Go types);
 // for 500 and above they are a fixed text for the code, and the error
 // itself goes to the log with the tx. Failures of the request itself have
 // the same body: a path no route has is 404 (not_found), a verb its routes
@@ -112,7 +119,8 @@
 // application/json (or another "+json" type; charset, if given, utf-8),
 // else 415; a body that is not well-formed JSON in UTF-8, or that nests
 // arrays and objects deeper than WithMaxDepth (64), is answered 400, as
-// is a query string that does not parse. Run and Serve cut off slow
+// is a query string that does not parse and a path parameter or query
+// that is not UTF-8 once unescaped. Run and Serve cut off slow
 // clients with http.Server's ReadHeaderTimeout, ReadTimeout, WriteTimeout
 // and IdleTimeout (options, with defaults). A panic while serving is
 // recovered, logged and answered 500; no goroutine is started per request.

@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/patbus/patbus"
 	"github.com/patbus/patbus/internal/wire"
@@ -264,21 +266,31 @@ func (g *Gateway) input(rt *Route, w http.ResponseWriter, r *http.Request) ([]by
 	if err != nil {
 		return nil, badRequest("the query string does not parse")
 	}
-	body, rerr := readBody(w, r, g.cfg.maxBody, g.cfg.maxDepth)
-	if rerr != nil {
-		return nil, rerr
-	}
+	// encoding/json would make U+FFFD of invalid UTF-8, so that
+	// /user/%FF and /user/%FE would name one id: such a request is
+	// refused, as such a body is.
 	params := make(map[string]string, len(rt.params))
 	for _, name := range rt.params {
-		params[name] = r.PathValue(name)
+		v := r.PathValue(name)
+		if !utf8.ValidString(v) {
+			return nil, badRequest("the path parameter %s is not valid UTF-8", name)
+		}
+		params[name] = v
 	}
 	q := make(map[string]any, len(query))
 	for k, vs := range query {
+		if !utf8.ValidString(k) || slices.ContainsFunc(vs, func(v string) bool { return !utf8.ValidString(v) }) {
+			return nil, badRequest("the query string is not valid UTF-8")
+		}
 		if len(vs) == 1 {
 			q[k] = vs[0]
 		} else {
 			q[k] = vs
 		}
+	}
+	body, rerr := readBody(w, r, g.cfg.maxBody, g.cfg.maxDepth)
+	if rerr != nil {
+		return nil, rerr
 	}
 	pj, err := json.Marshal(params)
 	if err != nil {

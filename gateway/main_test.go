@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -67,6 +68,20 @@ type env struct {
 	hooks  *hooks
 	url    string
 	client *http.Client
+	// bodyRead counts the bytes of request bodies the gateway has read.
+	bodyRead *atomic.Int64
+}
+
+// countingBody counts what is read from a request's body into n.
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b countingBody) Read(p []byte) (int, error) {
+	k, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(k))
+	return k, err
 }
 
 // newEnv starts the services on b, the gateway with the reference route map (from
@@ -89,11 +104,21 @@ func newEnvOn(t *testing.T, st *stack, h *hooks, opts ...gateway.Option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(gw)
+	read := new(atomic.Int64)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			// A copy of the request: the server looks at the original's
+			// Body after the handler to decide whether to read the rest.
+			counted := *r
+			counted.Body = countingBody{r.Body, read}
+			r = &counted
+		}
+		gw.ServeHTTP(w, r)
+	}))
 	t.Cleanup(ts.Close)
 	// Release held actions before the server waits for their requests.
 	t.Cleanup(func() { h.releaseAll() })
-	return &env{gw: gw, st: st, hooks: h, url: ts.URL, client: ts.Client()}
+	return &env{gw: gw, st: st, hooks: h, url: ts.URL, client: ts.Client(), bodyRead: read}
 }
 
 // reply is a response, read whole.
