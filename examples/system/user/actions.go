@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/patbus/patbus"
 	"github.com/patbus/patbus/gateway"
@@ -178,22 +179,39 @@ func decodeFields(body json.RawMessage) (Fields, error) {
 	return f, nil
 }
 
-// checkName returns the name without surrounding white space, or why it
-// is not a name.
+// checkName returns the name without surrounding white space and in
+// Unicode's composed form (NFC), or why it is not a name. Two spellings
+// of one name must be one name: the composed form makes the decomposed
+// spelling of a name the same string as the composed one, and format
+// characters (Unicode category Cf: zero-width spaces, byte order marks,
+// bidi controls), which are invisible, are refused, as control characters
+// are.
 func checkName(name string) (string, error) {
-	name = strings.TrimSpace(name)
+	if !utf8.ValidString(name) {
+		return "", errors.New("the name is not UTF-8")
+	}
+	name = normalName(name)
 	switch {
 	case name == "":
 		return "", errors.New("the name is empty")
-	case !utf8.ValidString(name):
-		return "", errors.New("the name is not UTF-8")
 	case utf8.RuneCountInString(name) > MaxNameLength:
 		return "", fmt.Errorf("the name is longer than %d characters", MaxNameLength)
 	case strings.ContainsFunc(name, unicode.IsControl):
 		return "", errors.New("the name holds a control character")
+	case strings.ContainsFunc(name, isFormat):
+		return "", errors.New("the name holds an invisible format character (such as a zero-width space or a bidi control)")
 	}
 	return name, nil
 }
+
+// normalName returns name as it is stored: without surrounding white
+// space, in NFC. Login looks a name up in this form too.
+func normalName(name string) string {
+	return norm.NFC.String(strings.TrimSpace(name))
+}
+
+// isFormat reports whether r is a format character (category Cf).
+func isFormat(r rune) bool { return unicode.Is(unicode.Cf, r) }
 
 // checkPassword says why a password cannot be used, if it cannot.
 func checkPassword(password string) error {

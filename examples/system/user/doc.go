@@ -20,6 +20,14 @@
 // MaxNameLength characters (the sample users are 甲, 乙 and 丙), unique:
 // the collection has a unique index on the name.
 //
+// Two spellings of one name are one name. A name is stored without
+// surrounding white space and in Unicode's composed form (NFC, by
+// golang.org/x/text/unicode/norm), so that "é" spelt as e and a combining
+// accent is the same name as "é" spelt as one character; a name holding
+// a control character or an invisible format character (category Cf:
+// zero-width spaces, byte order marks, bidi controls) is refused.
+// Login looks the name it is given up in the same form.
+//
 // # Missing users and bad input
 //
 // edit and delete of an id that no user has answer {"success":false},
@@ -38,10 +46,11 @@
 // role:user,cmd:login takes {"user":name,"password":…} at the top of the
 // message, as examples/login's callers send it, or in args.body, as the
 // gateway's POST /login sends it, and answers {"code":1000} (LoginOK)
-// when a user of that name exists and the password matches its bcrypt
-// hash (golang.org/x/crypto/bcrypt), {"code":2100} (LoginFailed)
-// otherwise, with the same work done either way. A user created without
-// a password never logs in.
+// when a user of that name (trimmed and in NFC, as names are stored)
+// exists and the password matches its bcrypt hash
+// (golang.org/x/crypto/bcrypt), {"code":2100} (LoginFailed) otherwise,
+// with the same work done either way. A user created without a password
+// never logs in.
 //
 // # Sample users
 //

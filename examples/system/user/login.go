@@ -34,7 +34,8 @@ type LoginResult struct {
 }
 
 // Login answers role:user,cmd:login: {"code":1000} when a user named
-// in.User exists and in.Password matches its hash, {"code":2100}
+// in.User (without surrounding white space, in NFC, as create stores
+// names) exists and in.Password matches its hash, {"code":2100}
 // otherwise. It compares against a hash in either case, so that a
 // missing user takes as long as a wrong password. Only a store that
 // fails (not a missing user) is an error.
@@ -49,10 +50,12 @@ func (m *Module) Login(ctx context.Context, in Credentials) (LoginResult, error)
 		}
 		in.User, in.Password = body.User, body.Password
 	}
+	// The name is looked up as create stores it: trimmed, in NFC.
+	name := normalName(in.User)
 	hash := m.dummy
 	found := false
-	if in.User != "" {
-		u, err := m.users.LoadBy(ctx, store.Filter{"name": in.User})
+	if name != "" {
+		u, err := m.users.LoadBy(ctx, store.Filter{"name": name})
 		switch {
 		case err == nil:
 			if len(u.Password) > 0 {

@@ -151,7 +151,7 @@ func (m *Module) seed(ctx context.Context, samples []Sample) error {
 		return nil
 	}
 	for _, s := range samples {
-		u := User{Name: s.Name}
+		u := User{Name: normalName(s.Name)} // as create stores it
 		if s.Password != "" {
 			if u.Password, err = bcrypt.GenerateFromPassword([]byte(s.Password), m.cost); err != nil {
 				return fmt.Errorf("user: hash the password of %q: %w", s.Name, err)

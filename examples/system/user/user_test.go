@@ -238,6 +238,108 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// Two spellings of one name are one user, and invisible characters are
+// refused, on create, on edit and in the sample users.
+func TestLookAlikeNames(t *testing.T) {
+	m, db := newModule(t)
+	ctx := ctxT(t)
+	// "é" as e and a combining acute accent is stored composed, as one
+	// character, and with its password logs in under either spelling.
+	u, err := m.Create(ctx, req("", `{"name":" e\u0301 ","password":"pw"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Name != "\u00e9" {
+		t.Fatalf("the decomposed name is stored as %+q, want %+q", u.Name, "\u00e9")
+	}
+	if got, _ := m.Load(ctx, req(u.ID, "")); got.Name != "\u00e9" {
+		t.Fatalf("the stored name is %+q, want %+q", got.Name, "\u00e9")
+	}
+	if _, err := m.Create(ctx, req("", `{"name":"\u00e9"}`)); code(err) != patbus.CodeConflict {
+		t.Fatalf("create of the composed spelling of a taken name: %v, want conflict", err)
+	}
+	other, err := m.Create(ctx, req("", `{"name":"丁"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Edit(ctx, req(other.ID, `{"name":"e\u0301"}`)); code(err) != patbus.CodeConflict {
+		t.Fatalf("rename to the decomposed spelling of a taken name: %v, want conflict", err)
+	}
+	// Hangul: a syllable written as its jamo is the syllable.
+	if _, err := m.Create(ctx, req("", `{"name":"\u1100\u1161"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(ctx, req("", `{"name":"\uac00"}`)); code(err) != patbus.CodeConflict {
+		t.Fatalf("create of 가 after its jamo: %v, want conflict", err)
+	}
+
+	invisible := []struct{ name, json string }{
+		{"a zero-width space after 甲", `甲\u200b`},
+		{"a byte order mark before 甲", `\ufeff甲`},
+		{"a zero-width joiner inside", `甲\u200d乙`},
+		{"a right-to-left override", `a\u202eb`},
+		{"a left-to-right isolate", `\u2066甲\u2069`},
+		{"a soft hyphen", `a\u00adb`},
+	}
+	for _, tt := range invisible {
+		if _, err := m.Create(ctx, req("", `{"name":"`+tt.json+`"}`)); code(err) != patbus.CodeInvalidInput {
+			t.Errorf("create with %s: %v, want invalid_input", tt.name, err)
+		}
+		if _, err := m.Edit(ctx, req(other.ID, `{"name":"`+tt.json+`"}`)); code(err) != patbus.CodeInvalidInput {
+			t.Errorf("rename with %s: %v, want invalid_input", tt.name, err)
+		}
+	}
+	all, err := m.List(ctx, req("", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 4+3 {
+		t.Errorf("%d users after the refused requests, want the 4 samples and 3 more", len(all))
+	}
+
+	for _, name := range []string{"e\u0301", "\u00e9", "  e\u0301\t"} {
+		if r, err := m.Login(ctx, user.Credentials{User: name, Password: "pw"}); err != nil || r.Code != user.LoginOK {
+			t.Errorf("login as %+q: %+v %v, want code %d", name, r, err, user.LoginOK)
+		}
+	}
+	body := &gateway.Args{Body: json.RawMessage(`{"user":" e\u0301","password":"pw"}`)}
+	if r, err := m.Login(ctx, user.Credentials{Args: body}); err != nil || r.Code != user.LoginOK {
+		t.Errorf("login as a decomposed name in args.body: %+v %v, want code %d", r, err, user.LoginOK)
+	}
+	if r, err := m.Login(ctx, user.Credentials{User: "甲\u200b", Password: "123"}); err != nil || r.Code != user.LoginFailed {
+		t.Errorf("login as 甲 with a zero-width space: %+v %v, want code %d", r, err, user.LoginFailed)
+	}
+
+	// A sample user's name is checked the same way.
+	if _, err := user.New(ctx, db, user.WithSamples([]user.Sample{{Name: "丙\u200b"}})); !errors.Is(err, patbus.ErrInvalidConfig) {
+		t.Fatalf("a sample user with a zero-width space: %v, want ErrInvalidConfig", err)
+	}
+}
+
+// A sample user is stored as create stores a name: trimmed, in NFC.
+func TestSampleNamesAreNormalised(t *testing.T) {
+	m, _ := newModule(t, user.WithSamples([]user.Sample{{Name: " e\u0301 ", Password: "123"}}))
+	ctx := ctxT(t)
+	all, err := m.List(ctx, req("", ""))
+	if err != nil || len(all) != 1 || all[0].Name != "\u00e9" {
+		t.Fatalf("the sample users are %+v (%v), want one named %+q", all, err, "\u00e9")
+	}
+	if r, err := m.Login(ctx, user.Credentials{User: "\u00e9", Password: "123"}); err != nil || r.Code != user.LoginOK {
+		t.Fatalf("login as the sample: %+v %v", r, err)
+	}
+}
+
+// Login trims the name it is given, as create does.
+func TestLoginTrimsTheName(t *testing.T) {
+	m, _ := newModule(t)
+	ctx := ctxT(t)
+	for _, name := range []string{" 甲", "甲 ", "\t甲\n", "\u3000甲"} {
+		if r, err := m.Login(ctx, user.Credentials{User: name, Password: "123"}); err != nil || r.Code != user.LoginOK {
+			t.Errorf("login as %+q: %+v %v, want code %d", name, r, err, user.LoginOK)
+		}
+	}
+}
+
 func TestLogin(t *testing.T) {
 	m, _ := newModule(t)
 	ctx := ctxT(t)
