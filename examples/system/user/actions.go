@@ -33,7 +33,8 @@ type Fields struct {
 	Password *string `json:"password,omitempty"`
 }
 
-// List answers module:user,if:list: every user, oldest first.
+// List answers module:user,if:list: every user, in the order of their
+// ids (by creation to the second; see the package doc).
 func (m *Module) List(ctx context.Context, _ gateway.Request) ([]User, error) {
 	return m.users.List(ctx, nil)
 }
@@ -149,7 +150,7 @@ func (m *Module) hash(password string) ([]byte, error) {
 func paramID(in gateway.Request) (string, error) {
 	id := in.Args.Params["id"]
 	if !store.ValidID(id) {
-		return "", invalid(fmt.Sprintf("%q is not a user id (24 hexadecimal digits)", id))
+		return "", invalid(fmt.Sprintf("%q is not a user id (24 lower-case hexadecimal digits)", id))
 	}
 	return id, nil
 }

@@ -9,12 +9,17 @@
 // request's path parameters, query and JSON body under "args", as
 // seneca-web sends them) and answer as the reference system's handlers do:
 //
-//	module:user,if:list    GET    /user       the users, oldest first: [{"id":…,"name":"甲",…},…]
+//	module:user,if:list    GET    /user       the users, by id: [{"id":…,"name":"甲",…},…]
 //	module:user,if:load    GET    /user/:id   the user {"id":…,"name":…,"created":…,"updated":…}
 //	module:user,if:create  POST   /user       body {"name":…,"password":…}; the new user
 //	module:user,if:edit    PUT    /user/:id   body {"name":…} and/or {"password":…}; {"success":true,"user":{…}}
 //	module:user,if:delete  DELETE /user/:id   {"success":true}
 //	role:user,cmd:login    POST   /login      {"user":…,"password":…}; {"code":1000} or {"code":2100}
+//
+// list answers the users in the order of their ids, which are MongoDB
+// ObjectIDs: by the second they were created in; within one second,
+// users created by one process in creation order, users created by
+// different processes in no set order. It is not an exact "oldest first".
 //
 // A user's JSON never holds its password. Names are UTF-8 text of 1 to
 // MaxNameLength characters (the sample users are 甲, 乙 and 丙), unique:
@@ -35,11 +40,11 @@
 // do; load of such an id fails with "not_found" (404 through the
 // gateway), because it has no user to answer with. Everything else is a
 // typed error that the gateway maps to a status: an id that is not an id
-// at all (not 24 hexadecimal digits) is "invalid_input" (400) for every
-// action, as is a body with a missing or malformed name, an empty or too
-// long password or an unknown field; a name that another user has is
-// "conflict" (409), on create and on edit; a store that cannot be reached
-// is "unavailable" (503).
+// at all (not 24 lower-case hexadecimal digits) is "invalid_input" (400)
+// for every action, as is a body with a missing or malformed name, an
+// empty or too long password or an unknown field; a name that another
+// user has is "conflict" (409), on create and on edit; a store that
+// cannot be reached is "unavailable" (503).
 //
 // # Login
 //
