@@ -14,9 +14,11 @@
 //	{"state":1000,"msg":"ok","data":{"uid":"65f1…","name":"甲","created":"…"}}
 //	{"state":2000,"msg":"user not found","data":null}
 //
-// StateNotFound (2000) also answers an id that is not an id, a request
-// that is not JSON and an unknown method, each with its own msg. A store
-// that fails is an error, which the caller receives as a *patbus.Error.
+// StateNotFound (2000) also answers an id that is not an id, with the
+// same msg, "user not found", as an id that no user has; a request that
+// is not JSON ("bad request: …") and an unknown method ("unknown method
+// …") get a msg of their own. A store that fails is an error, which the
+// caller receives as a *patbus.Error.
 //
 // # Where it answers
 //
