@@ -291,7 +291,16 @@ func TestNginxConfig(t *testing.T) {
 			gw.ServeHTTP(w, r)
 		})}
 		go func() { _ = srv.Serve(ln) }()
-		t.Cleanup(func() { _ = srv.Close() })
+		t.Cleanup(func() {
+			// Shutdown, not Close: it also waits for the connection of the
+			// refused large body, whose goroutine lingers in net/http's
+			// wait before closing, so that no goroutine outlives the test.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				_ = srv.Close()
+			}
+		})
 		addrs[i] = ln.Addr().String()
 	}
 
