@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/patbus/patbus/examples/system/internal/systest"
 	"github.com/patbus/patbus/examples/system/user"
 	"github.com/patbus/patbus/internal/testenv"
+	"github.com/patbus/patbus/rpc"
 	"github.com/patbus/patbus/services"
 	"github.com/patbus/patbus/store"
 )
@@ -65,6 +67,34 @@ func TestGetUserByID(t *testing.T) {
 	if err != nil || !json.Valid(b) || string(b[:len(`{"state":2000,"msg":"bad request:`)]) != `{"state":2000,"msg":"bad request:` {
 		t.Errorf("a request that is not JSON: %s %v", b, err)
 	}
+	for _, tt := range uidTests(id) {
+		b, err := a.Answer(ctx, []byte(tt.body))
+		if err != nil || !strings.HasPrefix(string(b), tt.want) {
+			t.Errorf("%s: %s %v, want %s…", tt.body, b, err, tt.want)
+		}
+	}
+}
+
+// uidTests are request bodies whose uid is of each JSON type, and the
+// start of their answers. (The seed's RPC client sends a number.)
+func uidTests(id string) []struct{ body, want string } {
+	const notFound = `{"state":2000,"msg":"user not found","data":null}`
+	return []struct{ body, want string }{
+		{`{"uid":"` + id + `"}`, `{"state":1000,"msg":"ok","data":{"uid":"` + id + `","name":"甲"`},
+		{`{"uid":2}`, notFound},
+		{`{"method":"getUserById","uid":2}`, notFound},
+		// 24 decimal digits look like an id's hexadecimal ones, but a
+		// number is never an id.
+		{`{"uid":123456789012345678901234}`, notFound},
+		{`{"uid":-1.5e3}`, notFound},
+		{`{"uid":null}`, notFound},
+		{`{}`, notFound},
+		{`{"uid":{"$ne":""}}`, `{"state":2000,"msg":"bad request: the uid is an object, not a string or a number","data":null}`},
+		{`{"uid":["` + id + `"]}`, `{"state":2000,"msg":"bad request: the uid is an array, not a string or a number","data":null}`},
+		{`{"uid":true}`, `{"state":2000,"msg":"bad request: the uid is a boolean, not a string or a number","data":null}`},
+		{`[1]`, `{"state":2000,"msg":"bad request: account: the request is an array, not a JSON object","data":null}`},
+		{`{"method":7,"uid":"` + id + `"}`, `{"state":2000,"msg":"bad request: `},
+	}
 }
 
 // The RPC on its queue and the action, on both brokers.
@@ -91,6 +121,13 @@ func TestOnTheBus(t *testing.T) {
 		resp, err = account.Call(ctx, b, queue, account.Request{UID: store.NewID()})
 		if err != nil || resp.State != account.StateNotFound || resp.Data != nil {
 			t.Fatalf("RPC for nobody: %+v %v", resp, err)
+		}
+		// A uid of each JSON type, in the request's body as any client
+		// of the queue sends it.
+		for _, tt := range uidTests(id) {
+			if got := callRaw(t, ctx, b, queue, tt.body); !strings.HasPrefix(got, tt.want) {
+				t.Errorf("RPC %s: %s, want %s…", tt.body, got, tt.want)
+			}
 		}
 		// Nobody on the queue: the RPC fails at once.
 		if _, err := account.Call(ctx, b, ns+".nobody", account.Request{UID: id}); !errors.Is(err, patbus.ErrNoRoute) {
@@ -122,7 +159,40 @@ func TestOnTheBus(t *testing.T) {
 		if err != nil || got.State != account.StateOK || got.Data.Name != "甲" {
 			t.Fatalf("act %s: %+v %v", account.Pattern, got, err)
 		}
+		// The act with a uid of each type: a number is no user, another
+		// type is a bad request, both answered, not failed.
+		acts := []struct {
+			uid  any
+			want string
+		}{
+			{2, "user not found"},
+			{map[string]any{"$ne": ""}, "bad request: the uid is an object, not a string or a number"},
+			{true, "bad request: the uid is a boolean, not a string or a number"},
+			{id, "ok"},
+		}
+		for _, tt := range acts {
+			got, err := services.Call[account.Response](ctx, caller, account.Pattern, map[string]any{"uid": tt.uid})
+			if err != nil || got.Msg != tt.want {
+				t.Errorf("act %s with the uid %v: %+v %v, want the msg %q", account.Pattern, tt.uid, got, err, tt.want)
+			}
+		}
 	})
+}
+
+// callRaw sends body to the RPC queue as a client of RabbitMQ's tutorial
+// does and returns the reply's body.
+func callRaw(t *testing.T, ctx context.Context, b bus.Broker, queue, body string) string {
+	t.Helper()
+	c, err := rpc.NewClient(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rep, err := c.Call(ctx, rpc.Request{Key: queue, Body: []byte(body)})
+	if err != nil {
+		t.Fatalf("RPC %s: %v", body, err)
+	}
+	return string(rep.Body)
 }
 
 // deleteExchanges deletes the test's exchanges from b at its end, before

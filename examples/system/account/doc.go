@@ -8,17 +8,22 @@
 //
 //	{"method":"getUserById","uid":"65f1c0ffee0123456789abcd"}
 //
-// ("method" may be left out; getUserById is the only one). The answer has
-// the shape of examples/rpcaccount's:
+// ("method" may be left out; getUserById is the only one). The uid may
+// also be a JSON number, as examples/rpcaccount's clients send it
+// ({"uid":2}); a number is never an id, so it is answered as an id that
+// no user has. The answer has the shape of examples/rpcaccount's:
 //
 //	{"state":1000,"msg":"ok","data":{"uid":"65f1…","name":"甲","created":"…"}}
 //	{"state":2000,"msg":"user not found","data":null}
 //
-// StateNotFound (2000) also answers an id that is not an id, with the
-// same msg, "user not found", as an id that no user has; a request that
-// is not JSON ("bad request: …") and an unknown method ("unknown method
-// …") get a msg of their own. A store that fails is an error, which the
-// caller receives as a *patbus.Error.
+// StateNotFound (2000) also answers, on the queue and as the action
+// alike, an id that is not an id, with the same msg, "user not found", as
+// an id that no user has; a uid that is neither a string nor a number,
+// with a msg naming its type ("bad request: the uid is an object, …");
+// and an unknown method ("unknown method …"). On the queue, a request
+// that is not a JSON object is answered so too ("bad request: …"); as the
+// action, it fails with "invalid_input". A store that fails is an error,
+// which the caller receives as a *patbus.Error.
 //
 // # Where it answers
 //
