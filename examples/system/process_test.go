@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -10,7 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patbus/patbus/bus"
+	"github.com/patbus/patbus/examples/system/account"
+	"github.com/patbus/patbus/examples/system/config"
+	"github.com/patbus/patbus/examples/system/user"
 	"github.com/patbus/patbus/internal/testenv"
+	"github.com/patbus/patbus/rpc"
+	"github.com/patbus/patbus/services"
 )
 
 // The gateway and the user service in processes of their own, on
@@ -123,6 +130,105 @@ func TestKilledUserService(t *testing.T) {
 	if t.Failed() {
 		t.Logf("gateway output:\n%s", gw.output())
 	}
+}
+
+// The account and config services in processes of their own, on
+// RabbitMQ, with the user service, which creates the sample users that
+// the account service reads from MongoDB. The test process, on a
+// connection of its own, asks the account queue for users as the seed's
+// RPC client does, acts on the account action and on config-server, and
+// then stops each process with SIGTERM, which it must exit 0 on.
+func TestAccountAndConfigProcesses(t *testing.T) {
+	s := testSettings(t, testenv.AMQPURL(t))
+	common := []string{"-amqp", s.amqp, "-namespace", s.namespace, "-log-level", "warn"}
+	mongo := []string{"-mongodb", s.mongoURI, "-database", s.database}
+	const gatewayAddr = "127.0.0.1:18080" // told by the configuration only
+
+	userProc := startChild(t, append(append([]string{"user", "-bcrypt-cost", "4"}, mongo...), common...)...)
+	userProc.waitLine(t, "user service", time.Minute)
+	accountProc := startChild(t, append(append([]string{"account"}, mongo...), common...)...)
+	accountProc.waitLine(t, "account service on the queue "+s.accountQueue(), time.Minute)
+	configProc := startChild(t, append([]string{"config", "-gateway-addr", gatewayAddr}, common...)...)
+	configProc.waitLine(t, "config service serving on RabbitMQ", time.Minute)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	b, err := s.openBroker(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	caller, err := services.NewClient(s.serviceOptions(b)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer caller.Close()
+	for _, p := range []string{user.PatternList, account.Pattern, config.Pattern} {
+		if err := caller.WaitFor(ctx, p); err != nil {
+			t.Fatalf("the catalog does not show %s: %v", p, err)
+		}
+	}
+	users, err := services.Call[[]user.User](ctx, caller, user.PatternList, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for _, u := range users {
+		if u.Name == "甲" {
+			id = u.ID
+		}
+	}
+	if id == "" {
+		t.Fatalf("the user service has no 甲: %+v", users)
+	}
+
+	// getUserById on the account queue: a user by its id, and the seed's
+	// request with a numeric uid, which no user has.
+	rpcTests := []struct{ body, want string }{
+		{`{"method":"getUserById","uid":"` + id + `"}`, `{"state":1000,"msg":"ok","data":{"uid":"` + id + `","name":"甲","created":`},
+		{`{"uid":2}`, `{"state":2000,"msg":"user not found","data":null}`},
+	}
+	for _, tt := range rpcTests {
+		if got := callQueue(t, ctx, b, s.accountQueue(), tt.body); !strings.HasPrefix(got, tt.want) {
+			t.Errorf("RPC %s on %s: %s, want %s…", tt.body, s.accountQueue(), got, tt.want)
+		}
+	}
+	acct, err := services.Call[account.Response](ctx, caller, account.Pattern, account.Request{UID: id})
+	if err != nil || acct.State != account.StateOK || acct.Data == nil || acct.Data.Name != "甲" {
+		t.Errorf("act %s: %+v %v", account.Pattern, acct, err)
+	}
+
+	// config-server answers every act pinned to it with this system's
+	// configuration.
+	for _, in := range []any{nil, map[string]any{"cmd": "get"}} {
+		cfg, err := services.Call[config.Config](ctx, caller, config.Pattern, in)
+		if err != nil || cfg.AccountQueue != s.accountQueue() || cfg.Gateway != gatewayAddr || len(cfg.Routes) == 0 {
+			t.Errorf("act %s with %v: %+v %v", config.Pattern, in, cfg, err)
+		}
+	}
+
+	for _, p := range []*child{configProc, accountProc, userProc} {
+		stopAndWait(t, p)
+	}
+	if t.Failed() {
+		t.Logf("account output:\n%s\nconfig output:\n%s", accountProc.output(), configProc.output())
+	}
+}
+
+// callQueue sends body to queue as a client of RabbitMQ's RPC tutorial
+// does, on a reply queue of its own, and returns the reply's body.
+func callQueue(t *testing.T, ctx context.Context, b bus.Broker, queue, body string) string {
+	t.Helper()
+	c, err := rpc.NewClient(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rep, err := c.Call(ctx, rpc.Request{Key: queue, Body: []byte(body)})
+	if err != nil {
+		t.Fatalf("RPC %s on %s: %v", body, queue, err)
+	}
+	return string(rep.Body)
 }
 
 // waitServing waits until GET /user answers 200 and returns the id of
