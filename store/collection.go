@@ -204,8 +204,9 @@ func (c *Collection[T]) LoadBy(ctx context.Context, filter Filter) (T, error) {
 }
 
 // List returns the entities that match filter, all of them for a nil or
-// empty filter, in the order of their ids (which is the order of their
-// creation) unless a Sort option says otherwise. It returns an empty,
+// empty filter, in the order of their ids (the order of their creation
+// within one process, and to the second across processes; see NewID)
+// unless a Sort option says otherwise. It returns an empty,
 // non-nil slice when none matches, and "invalid_input" for a filter or
 // sort the server refuses.
 func (c *Collection[T]) List(ctx context.Context, filter Filter, opts ...ListOption) ([]T, error) {

@@ -35,7 +35,8 @@
 // sets the fields the value marshals to, and keeps the others (fields of
 // other versions of the type, fields left out by omitempty) and Created.
 // List returns entities in the order of their ids, which is the order of
-// their creation, unless Sort says otherwise; Limit bounds it. Filters
+// their creation within one process and to the second across processes,
+// unless Sort says otherwise; Limit bounds it. Filters
 // are MongoDB queries on the bson names of the fields (Filter).
 //
 // # Ids

@@ -36,8 +36,10 @@ func (e *Entity) entity() *Entity { return e }
 type entityHolder interface{ entity() *Entity }
 
 // NewID returns a new entity id: a MongoDB ObjectID in hex, 24 lower-case
-// hexadecimal digits. Ids are unique across processes and grow with time,
-// so sorting by id sorts by creation to the second. It is safe for
+// hexadecimal digits. Ids are unique across processes and grow with time:
+// an ObjectID is its second, a random value per process, and a counter,
+// so sorting by id sorts by creation within one process, and to the
+// second across processes. It is safe for
 // concurrent use.
 func NewID() string { return bson.NewObjectID().Hex() }
 
