@@ -36,6 +36,7 @@ func runAll(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	demo := fs.Bool("demo", false, "play the walkthrough against the system over HTTP, print each request and response, and exit (0 when every answer was the expected one)")
 	cost := fs.Int("bcrypt-cost", bcrypt.DefaultCost, "bcrypt `cost` of new password hashes")
 	configFile := fs.String("config-file", "", "JSON `file` of the configuration the config service hands out (default: the system's)")
+	samples := samplesFlag(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -70,7 +71,7 @@ func runAll(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("gateway: %w", err)
 	}
 	addr := ln.Addr().String()
-	sys, err := startSystem(ctx, &s, &g, addr, *configFile, user.WithBcryptCost(*cost))
+	sys, err := startSystem(ctx, &s, &g, addr, *configFile, user.WithBcryptCost(*cost), samples())
 	if err != nil {
 		_ = ln.Close()
 		return err

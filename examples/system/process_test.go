@@ -14,10 +14,12 @@ import (
 	"github.com/patbus/patbus/bus"
 	"github.com/patbus/patbus/examples/system/account"
 	"github.com/patbus/patbus/examples/system/config"
+	"github.com/patbus/patbus/examples/system/internal/systest"
 	"github.com/patbus/patbus/examples/system/user"
 	"github.com/patbus/patbus/internal/testenv"
 	"github.com/patbus/patbus/rpc"
 	"github.com/patbus/patbus/services"
+	"github.com/patbus/patbus/store"
 )
 
 // The gateway and the user service in processes of their own, on
@@ -328,5 +330,33 @@ func stopAndWait(t *testing.T, p *child) {
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("the process exited %d after SIGTERM:\n%s", code, p.output())
+	}
+}
+
+// The user service creates the sample users in an empty collection
+// unless it is given -samples=false.
+func TestUserSamplesFlag(t *testing.T) {
+	for _, c := range []struct {
+		flag string
+		want int64
+	}{{"-samples=true", int64(len(user.Samples()))}, {"-samples=false", 0}} {
+		t.Run(c.flag, func(t *testing.T) {
+			db, uri := systest.DB(t)
+			p := startChild(t, "user", "-amqp", "", "-mongodb", uri, "-database", db.Name(),
+				"-bcrypt-cost", "4", "-log-level", "warn", c.flag)
+			p.waitLine(t, "serving on the in-memory broker", time.Minute)
+			users, err := store.NewCollection[user.User](db, user.CollectionName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := users.Count(t.Context(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != c.want {
+				t.Errorf("with %s the service created %d users, want %d", c.flag, n, c.want)
+			}
+			stopAndWait(t, p)
+		})
 	}
 }

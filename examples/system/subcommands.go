@@ -64,6 +64,7 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	s.addFlags(fs, true)
 	health := fs.String("health", "", "serve /healthz and /readyz on `host:port` (such as :8081); empty: none")
 	cost := fs.Int("bcrypt-cost", bcrypt.DefaultCost, "bcrypt `cost` of new password hashes")
+	samples := samplesFlag(fs)
 	if err := s.parse(fs, args, stderr); err != nil {
 		return err
 	}
@@ -77,11 +78,23 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer stop()
-	svc, _, err := newUser(ctx, &s, b, db, user.WithBcryptCost(*cost))
+	svc, _, err := newUser(ctx, &s, b, db, user.WithBcryptCost(*cost), samples())
 	if err != nil {
 		return err
 	}
 	return serveServices(ctx, &s, stdout, *health, fmt.Sprintf("user service (MongoDB: %s, database %s)", where, s.database), svc)
+}
+
+// samplesFlag adds the -samples flag to fs and returns the user.Option
+// it gives once parsed.
+func samplesFlag(fs *flag.FlagSet) func() user.Option {
+	on := fs.Bool("samples", true, "create the sample users (甲, 乙, 丙 and asd, each with the password 123) in an empty users collection; -samples=false for a deployment of your own")
+	return func() user.Option {
+		if *on {
+			return user.WithSamples(user.Samples())
+		}
+		return user.WithSamples(nil)
+	}
 }
 
 // runAccount is the account subcommand.

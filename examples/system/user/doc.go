@@ -63,6 +63,9 @@
 // empty, the sample users (Samples): asd, the user of examples/login, and
 // 甲, 乙 and 丙, each with the password "123". Instances that start at
 // once do not create them twice: the unique index refuses the second.
+// WithSamples(nil) creates none, as the system's user command and the
+// whole system do with -samples=false: a deployment of one's own wants
+// no account whose password everybody knows.
 //
 // # Concurrency
 //
