@@ -70,5 +70,9 @@
 // # Concurrency
 //
 // A Module is safe for concurrent use; its actions run concurrently on
-// the service's goroutines.
+// the service's goroutines. Two edits of one user at once that set
+// different fields (a name, a password) both stay: MongoDB applies each
+// update atomically, and on FerretDB, whose update reads and writes back
+// in two steps, patbus/store serializes the updates of one user made
+// through the service's DB.
 package user

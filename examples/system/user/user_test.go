@@ -379,6 +379,44 @@ func TestLogin(t *testing.T) {
 	}
 }
 
+// Two edits of one user at once, one of the name and one of the
+// password, both stay: the user has the new name and logs in with the new
+// password.
+func TestConcurrentEditsOfOneUser(t *testing.T) {
+	m, _ := newModule(t, user.WithSamples(nil))
+	ctx := ctxT(t)
+	for i := range 20 {
+		u, err := m.Create(ctx, req("", fmt.Sprintf(`{"name":"甲%d","password":"old"}`, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		renamed := fmt.Sprintf("乙%d", i)
+		var wg sync.WaitGroup
+		results := make([]user.Result, 2)
+		errs := make([]error, 2)
+		for j, body := range []string{`{"name":"` + renamed + `"}`, `{"password":"new"}`} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[j], errs[j] = m.Edit(ctx, req(u.ID, body))
+			}()
+		}
+		wg.Wait()
+		for j := range results {
+			if errs[j] != nil || !results[j].Success {
+				t.Fatalf("trial %d: edit %d: %+v %v", i, j, results[j], errs[j])
+			}
+		}
+		got, err := m.Load(ctx, req(u.ID, ""))
+		if err != nil || got.Name != renamed {
+			t.Fatalf("trial %d: after the edits the user is %+v (%v), want the name %s", i, got, err, renamed)
+		}
+		if r, err := m.Login(ctx, user.Credentials{User: renamed, Password: "new"}); err != nil || r.Code != user.LoginOK {
+			t.Fatalf("trial %d: login with the new password: %+v %v; one edit was lost", i, r, err)
+		}
+	}
+}
+
 func TestConcurrentCreates(t *testing.T) {
 	m, _ := newModule(t, user.WithSamples(nil))
 	ctx := ctxT(t)
