@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -17,7 +18,9 @@ import (
 // in flight finish within its drain timeout (WithDrainTimeout, default
 // DefaultDrainTimeout), gives back to its queue what cannot finish in
 // time, and closes. A second signal during the drain stops at once: what
-// is still in flight goes back to the queue, for another instance.
+// is still in flight goes back to the queue, for another instance. The
+// signal that ended a ctx made by signal.NotifyContext is the first one,
+// not a second.
 //
 // Run returns nil after a clean drain, the first start error if a service
 // does not start (the others are closed), and an error wrapping
@@ -42,9 +45,21 @@ func run(ctx context.Context, sigs <-chan os.Signal, svcs []*Service) error {
 		}
 	}
 	var why string
+	echo := false // a signal on sigs is the one that ended ctx
 	select {
 	case <-ctx.Done():
 		why = "context ended"
+		if signalEnded(ctx) {
+			// signal.NotifyContext's context: the signal that ended it
+			// reaches sigs too, before or after, and is not a second one
+			// to cut the drain with.
+			why = context.Cause(ctx).Error()
+			select {
+			case <-sigs:
+			default:
+				echo = true
+			}
+		}
 	case sig := <-sigs:
 		why = sig.String()
 	}
@@ -56,10 +71,18 @@ func run(ctx context.Context, sigs <-chan os.Signal, svcs []*Service) error {
 	cut, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
-		select {
-		case <-sigs:
-			cancel()
-		case <-cut.Done():
+		for {
+			select {
+			case <-sigs:
+				if echo {
+					echo = false
+					continue
+				}
+				cancel()
+				return
+			case <-cut.Done():
+				return
+			}
 		}
 	}()
 	errs := make([]error, len(svcs))
@@ -77,6 +100,13 @@ func run(ctx context.Context, sigs <-chan os.Signal, svcs []*Service) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// signalEnded reports whether ctx was ended by a signal.NotifyContext,
+// whose cause reads "<signal> signal received".
+func signalEnded(ctx context.Context) bool {
+	c := context.Cause(ctx)
+	return c != nil && strings.HasSuffix(c.Error(), " signal received")
 }
 
 // Run is Run(ctx, s): it serves s until ctx ends or the process receives

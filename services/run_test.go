@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/signal"
 	"syscall"
 	"testing"
 	"time"
@@ -97,6 +98,64 @@ func TestRunDrainTimeoutGivesRequestsBack(t *testing.T) {
 		}
 		if err := <-answered; err != nil {
 			t.Errorf("the act given back was not answered by the other instance: %v", err)
+		}
+	})
+}
+
+// A signal that also ends Run's context, as in a main that makes its
+// context with signal.NotifyContext, is one signal: the drain runs to its
+// end rather than being cut as by a second signal.
+func TestRunSignalThatEndsTheContextCountsOnce(t *testing.T) {
+	brokers(t, func(t *testing.T, e *env) {
+		name := e.name("once")
+		started, release := make(chan struct{}), make(chan struct{})
+		svc := e.svc(name, "1.0.0", func(s *services.Service) {
+			_ = s.Add("cmd:slow", services.HandlerFunc(func(ctx context.Context, _ *services.Message) (any, error) {
+				close(started)
+				<-release
+				return "done", nil
+			}))
+		}, services.WithDrainTimeout(time.Minute))
+		caller := e.svc(e.name("caller"), "1.0.0", nil)
+		waitFor(t, caller, "cmd:slow")
+		answered := make(chan error, 1)
+		go func() {
+			_, err := caller.Act(ctxT(t), "cmd:slow", nil)
+			answered <- err
+		}()
+		<-started
+		// One real signal, to a context from signal.NotifyContext and to
+		// Run's channel, as in a main that passes the one to Run, which
+		// listens on the other. It arrives before Run waits for it, as
+		// when it comes while the services start: Run then finds the
+		// context ended and the signal on its channel, or on its way
+		// there (the process hands a signal to its channels in no set
+		// order, so the context may end first).
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGUSR1)
+		defer stop()
+		sigs := make(chan os.Signal, 2)
+		signal.Notify(sigs, syscall.SIGUSR1)
+		defer signal.Stop(sigs)
+		if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		<-ctx.Done()
+		done := make(chan error, 1)
+		go func() { done <- services.RunWithSignals(ctx, sigs, svc) }()
+		if err := waitGone(caller, name); err != nil {
+			t.Error(err)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned %v with an act in flight: the one signal cut the drain", err)
+		default:
+		}
+		close(release)
+		if err := <-answered; err != nil {
+			t.Errorf("the act in flight: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v, want nil after a clean drain", err)
 		}
 	})
 }
