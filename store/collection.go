@@ -138,7 +138,11 @@ func (c *Collection[T]) update(ctx context.Context, v *T) (T, error) {
 		return zero, invalidInput(c.name, "save: invalid id %q", id)
 	}
 	if l := c.db.updates; l != nil {
-		defer l.lock(c.name, id)()
+		unlock, err := l.lock(ctx, "update", c.name, id)
+		if err != nil {
+			return zero, err
+		}
+		defer unlock()
 	}
 	e.Updated = now()
 	raw, err := bson.Marshal(v)

@@ -28,7 +28,7 @@ type DB struct {
 	log    *slog.Logger
 
 	// updates, when the server is FerretDB, serializes the updates of
-	// one entity made through this DB (see serialize).
+	// one entity made through this DB (see updateLocks).
 	updates *updateLocks
 
 	closeOnce sync.Once

@@ -148,7 +148,11 @@ func (d *Dedup) Seen(ctx context.Context, id string) (seen bool, err error) {
 	// filter and the update are one step, so only one Seen takes it (on
 	// FerretDB, within this process, through the DB's update locks).
 	if l := d.db.updates; l != nil {
-		defer l.lock(d.name, id)()
+		unlock, err := l.lock(ctx, "mark", d.name, id)
+		if err != nil {
+			return false, err
+		}
+		defer unlock()
 	}
 	res, err := d.coll.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: id}, {Key: "at", Value: bson.D{{Key: "$lte", Value: at.Add(-d.ttl)}}}},

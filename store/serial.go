@@ -1,8 +1,9 @@
 package store
 
 import (
+	"context"
+	"fmt"
 	"hash/maphash"
-	"sync"
 )
 
 // updateLocks serializes the updates of one entity made through a DB on a
@@ -19,20 +20,31 @@ import (
 // processes are still not isolated.
 type updateLocks struct {
 	seed    maphash.Seed
-	stripes [64]sync.Mutex
+	stripes [64]chan struct{} // each holds a token while an update runs
 }
 
-func newUpdateLocks() *updateLocks { return &updateLocks{seed: maphash.MakeSeed()} }
+func newUpdateLocks() *updateLocks {
+	l := &updateLocks{seed: maphash.MakeSeed()}
+	for i := range l.stripes {
+		l.stripes[i] = make(chan struct{}, 1)
+	}
+	return l
+}
 
-// lock locks the stripe of the entity with id in coll and returns the
-// function that unlocks it.
-func (l *updateLocks) lock(coll, id string) func() {
+// lock waits, within ctx, for the stripe of the entity with id in coll
+// and returns the function that unlocks it. A ctx that ends first gives
+// the store's error for it, as the operation would have.
+func (l *updateLocks) lock(ctx context.Context, op, coll, id string) (unlock func(), err error) {
 	var h maphash.Hash
 	h.SetSeed(l.seed)
 	h.WriteString(coll)
 	h.WriteByte(0)
 	h.WriteString(id)
-	m := &l.stripes[h.Sum64()%uint64(len(l.stripes))]
-	m.Lock()
-	return m.Unlock
+	stripe := l.stripes[h.Sum64()%uint64(len(l.stripes))]
+	select {
+	case stripe <- struct{}{}:
+		return func() { <-stripe }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("store: %s %s: waiting for another update of %q: %w", op, coll, id, ctx.Err())
+	}
 }
