@@ -172,7 +172,7 @@ func (a *Action) UnmarshalJSON(data []byte) error {
 			out.setVerb(k, on)
 		}
 	}
-	if len(named) > 0 && !verbOn {
+	if len(named) > 0 && !verbOn && len(errs) == 0 {
 		// None set would mean GET; an action that turns every verb it
 		// names off most likely means no route at all.
 		errs = append(errs, errors.New("every verb the action names is false: remove the action, or set a verb true"))
