@@ -27,9 +27,10 @@ import (
 
 // ContractServer is RPCServer keeping patbus's contract.
 type ContractServer struct {
-	conn *amqp.Connection
-	ch   *amqp.Channel
-	done chan struct{}
+	conn  *amqp.Connection
+	ch    *amqp.Channel
+	queue string
+	done  chan struct{}
 }
 
 // NewContractServer starts a ContractServer on queue (declared auto-delete)
@@ -39,7 +40,7 @@ func NewContractServer(url, queue string, prefetch int, handle func([]byte) []by
 	if err != nil {
 		return nil, fmt.Errorf("baseline: dial: %w", err)
 	}
-	s := &ContractServer{conn: conn, done: make(chan struct{})}
+	s := &ContractServer{conn: conn, queue: queue, done: make(chan struct{})}
 	fail := func(err error) (*ContractServer, error) {
 		_ = conn.Close()
 		return nil, fmt.Errorf("baseline: contract server: %w", err)
@@ -97,6 +98,19 @@ func (s *ContractServer) answer(d amqp.Delivery, handle func([]byte) []byte) {
 		return
 	}
 	_ = d.Ack(false)
+}
+
+// Bind binds the server's queue with key to the topic exchange named
+// exchange, declared auto-delete (it goes with its last binding), so that
+// requests reach it as acts reach a service by default.
+func (s *ContractServer) Bind(exchange, key string) error {
+	if err := s.ch.ExchangeDeclare(exchange, "topic", false, true, false, false, nil); err != nil {
+		return fmt.Errorf("baseline: declare %s: %w", exchange, err)
+	}
+	if err := s.ch.QueueBind(s.queue, key, exchange, false, nil); err != nil {
+		return fmt.Errorf("baseline: bind %s: %w", s.queue, err)
+	}
+	return nil
 }
 
 // Close stops the server and closes its connection.
