@@ -17,8 +17,8 @@
 // gives GET /user, GET /user/:id, PUT /user/:id, POST /user and DELETE
 // /user/:id, acting "if:list,module:user", "if:load,module:user" and so on.
 // The rules are seneca-web's (its lib/mapper.js), with two keys of an
-// action that its mapper does not read and the seed's route map uses:
-// name and suffix.
+// action that its mapper does not read and the reference system's route
+// map (examples/system/gateway/routes.json) uses: name and suffix.
 //
 //   - Each key of map is an action. The pin's pair whose value is "*"
 //     takes the key as its value; that is the pattern acted on. A pin

@@ -22,47 +22,73 @@ func startRun(t *testing.T, s *services.Service) (chan<- os.Signal, <-chan error
 	return sigs, done
 }
 
-// SIGTERM during an act: the act gets its answer, Run returns nil.
+// inFlight is an act in flight to a service whose action waits for
+// release.
+type inFlight struct {
+	name     string
+	svc      *services.Service
+	caller   *services.Service
+	release  chan struct{}
+	answered chan error // the act's outcome
+}
+
+// actInFlight starts a service on e whose action cmd:slow answers "done"
+// once released, acts on it from a caller, and returns when the action
+// has started.
+func actInFlight(t *testing.T, e *env, prefix string, opts ...services.Option) *inFlight {
+	t.Helper()
+	f := &inFlight{name: e.name(prefix), release: make(chan struct{}), answered: make(chan error, 1)}
+	started := make(chan struct{})
+	f.svc = e.svc(f.name, "1.0.0", func(s *services.Service) {
+		_ = s.Add("cmd:slow", services.HandlerFunc(func(ctx context.Context, _ *services.Message) (any, error) {
+			close(started)
+			<-f.release
+			return "done", nil
+		}))
+	}, opts...)
+	f.caller = e.svc(e.name("caller"), "1.0.0", nil)
+	waitFor(t, f.caller, "cmd:slow")
+	go func() {
+		rep, err := f.caller.Act(ctxT(t), "cmd:slow", nil)
+		if err == nil && string(rep.Body) != `"done"` {
+			err = errors.New("answered " + string(rep.Body))
+		}
+		f.answered <- err
+	}()
+	<-started
+	return f
+}
+
+// expectCleanDrain checks a Run, whose result done gives, that drains:
+// the instance leaves the catalog, Run waits for the act in flight, the
+// act gets its answer once released, and Run returns nil.
+func (f *inFlight) expectCleanDrain(t *testing.T, done <-chan error) {
+	t.Helper()
+	if err := waitGone(f.caller, f.name); err != nil {
+		t.Error(err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v with an act in flight", err)
+	default:
+	}
+	close(f.release)
+	if err := <-f.answered; err != nil {
+		t.Errorf("the act in flight: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v, want nil after a clean drain", err)
+	}
+}
+
+// SIGTERM during an act: the instance leaves the catalog before it
+// drains, the act gets its answer, Run returns nil.
 func TestRunDrainsOnSIGTERM(t *testing.T) {
 	brokers(t, func(t *testing.T, e *env) {
-		name := e.name("drain")
-		started, release := make(chan struct{}), make(chan struct{})
-		svc := e.svc(name, "1.0.0", func(s *services.Service) {
-			_ = s.Add("cmd:slow", services.HandlerFunc(func(ctx context.Context, _ *services.Message) (any, error) {
-				close(started)
-				<-release
-				return "done", nil
-			}))
-		})
-		sigs, done := startRun(t, svc)
-		caller := e.svc(e.name("caller"), "1.0.0", nil)
-		waitFor(t, caller, "cmd:slow")
-		answered := make(chan error, 1)
-		go func() {
-			rep, err := caller.Act(ctxT(t), "cmd:slow", nil)
-			if err == nil && string(rep.Body) != `"done"` {
-				err = errors.New("answered " + string(rep.Body))
-			}
-			answered <- err
-		}()
-		<-started
+		f := actInFlight(t, e, "drain")
+		sigs, done := startRun(t, f.svc)
 		sigs <- syscall.SIGTERM
-		// The instance leaves the catalog before it drains.
-		if err := waitGone(caller, name); err != nil {
-			t.Error(err)
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned %v with an act in flight", err)
-		default:
-		}
-		close(release)
-		if err := <-answered; err != nil {
-			t.Errorf("the act in flight: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v, want nil after a clean drain", err)
-		}
+		f.expectCleanDrain(t, done)
 	})
 }
 
@@ -107,23 +133,7 @@ func TestRunDrainTimeoutGivesRequestsBack(t *testing.T) {
 // end rather than being cut as by a second signal.
 func TestRunSignalThatEndsTheContextCountsOnce(t *testing.T) {
 	brokers(t, func(t *testing.T, e *env) {
-		name := e.name("once")
-		started, release := make(chan struct{}), make(chan struct{})
-		svc := e.svc(name, "1.0.0", func(s *services.Service) {
-			_ = s.Add("cmd:slow", services.HandlerFunc(func(ctx context.Context, _ *services.Message) (any, error) {
-				close(started)
-				<-release
-				return "done", nil
-			}))
-		}, services.WithDrainTimeout(time.Minute))
-		caller := e.svc(e.name("caller"), "1.0.0", nil)
-		waitFor(t, caller, "cmd:slow")
-		answered := make(chan error, 1)
-		go func() {
-			_, err := caller.Act(ctxT(t), "cmd:slow", nil)
-			answered <- err
-		}()
-		<-started
+		f := actInFlight(t, e, "once", services.WithDrainTimeout(time.Minute))
 		// One real signal, to a context from signal.NotifyContext and to
 		// Run's channel, as in a main that passes the one to Run, which
 		// listens on the other. It arrives before Run waits for it, as
@@ -141,22 +151,8 @@ func TestRunSignalThatEndsTheContextCountsOnce(t *testing.T) {
 		}
 		<-ctx.Done()
 		done := make(chan error, 1)
-		go func() { done <- services.RunWithSignals(ctx, sigs, svc) }()
-		if err := waitGone(caller, name); err != nil {
-			t.Error(err)
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned %v with an act in flight: the one signal cut the drain", err)
-		default:
-		}
-		close(release)
-		if err := <-answered; err != nil {
-			t.Errorf("the act in flight: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v, want nil after a clean drain", err)
-		}
+		go func() { done <- services.RunWithSignals(ctx, sigs, f.svc) }()
+		f.expectCleanDrain(t, done)
 	})
 }
 

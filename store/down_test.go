@@ -144,7 +144,12 @@ func (p *proxy) Close() {
 	p.wg.Wait()
 }
 
-func TestServerGoesAway(t *testing.T) {
+// viaProxy opens a database of its own on MONGODB_URI's server through
+// a proxy, with opts, and returns the proxy, its "users" collection and a
+// user saved through it. The database is dropped through a direct
+// connection at the end of the test.
+func viaProxy(t *testing.T, opts ...store.Option) (*proxy, *store.Collection[user], user) {
+	t.Helper()
 	u, err := url.Parse(testenv.MongoURI(t))
 	if err != nil {
 		t.Fatal(err)
@@ -159,19 +164,19 @@ func TestServerGoesAway(t *testing.T) {
 	via.RawQuery = q.Encode()
 
 	ctx := ctxFor(t)
-	db, err := store.Open(ctx, via.String(), "patbus_test_"+randHex(6), store.WithDialTimeout(300*time.Millisecond))
+	db, err := store.Open(ctx, via.String(), "patbus_test_"+randHex(6), opts...)
 	if err != nil {
 		t.Fatalf("open through the proxy: %v", err)
 	}
-	defer db.Close(context.Background())
-	defer func() {
+	t.Cleanup(func() {
 		// Drop the database through a direct connection.
 		direct, err := store.Open(ctx, u.String(), db.Name())
 		if err == nil {
 			direct.Drop(ctx)
 			direct.Close(ctx)
 		}
-	}()
+	})
+	t.Cleanup(func() { db.Close(context.Background()) })
 	c, err := store.NewCollection[user](db, "users")
 	if err != nil {
 		t.Fatal(err)
@@ -180,11 +185,17 @@ func TestServerGoesAway(t *testing.T) {
 	if err != nil {
 		t.Fatalf("save through the proxy: %v", err)
 	}
+	return p, c, saved
+}
+
+func TestServerGoesAway(t *testing.T) {
+	ctx := ctxFor(t)
+	p, c, saved := viaProxy(t, store.WithDialTimeout(300*time.Millisecond))
 
 	p.Close() // the server goes away
 
 	// Within the dial timeout: unavailable.
-	_, err = c.Load(ctx, saved.ID)
+	_, err := c.Load(ctx, saved.ID)
 	t.Logf("load after the server went away: %v", err)
 	if code := patbus.Code(err); code != patbus.CodeUnavailable {
 		t.Fatalf("load: code %q, want %q (error: %v)", code, patbus.CodeUnavailable, err)
@@ -207,43 +218,12 @@ func TestServerGoesAway(t *testing.T) {
 // deadline once the store's own timeout (WithTimeout) passes, with the
 // code "timeout", not "unavailable": the server is there, it is slow.
 func TestServerHangsOwnTimeout(t *testing.T) {
-	u, err := url.Parse(testenv.MongoURI(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newProxy(t, u.Host)
-	via := *u
-	via.Host = p.l.Addr().String()
-	q := via.Query()
-	q.Set("directConnection", "true")
-	via.RawQuery = q.Encode()
-
-	ctx := ctxFor(t)
 	const timeout = 300 * time.Millisecond
-	db, err := store.Open(ctx, via.String(), "patbus_test_"+randHex(6), store.WithTimeout(timeout))
-	if err != nil {
-		t.Fatalf("open through the proxy: %v", err)
-	}
-	defer db.Close(context.Background())
-	defer func() {
-		direct, err := store.Open(ctx, u.String(), db.Name())
-		if err == nil {
-			direct.Drop(ctx)
-			direct.Close(ctx)
-		}
-	}()
-	c, err := store.NewCollection[user](db, "users")
-	if err != nil {
-		t.Fatal(err)
-	}
-	saved, err := c.Save(ctx, user{Name: "甲"})
-	if err != nil {
-		t.Fatalf("save through the proxy: %v", err)
-	}
+	p, c, saved := viaProxy(t, store.WithTimeout(timeout))
 
 	p.mute.Store(true) // the server hangs
 	start := time.Now()
-	_, err = c.Load(context.Background(), saved.ID)
+	_, err := c.Load(context.Background(), saved.ID)
 	elapsed := time.Since(start)
 	t.Logf("load from a hung server after %v: %v", elapsed, err)
 	checkCode(t, "load from a hung server", err, patbus.CodeTimeout, context.DeadlineExceeded)

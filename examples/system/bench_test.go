@@ -126,27 +126,8 @@ func benchmarkLoadUser(b *testing.B, amqp string) {
 // user from MongoDB. It tells RabbitMQ's own share of the bus hop.
 func amqpLoad(b *testing.B, url string, users *store.Collection[user.User]) http.Handler {
 	queue := "patbus.bench.loaduser." + randomTag()
-	cl := baseline.StartRPC(b, url, queue, 64, func(id []byte) []byte {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		u, err := users.Load(ctx, string(id))
-		if err != nil {
-			return nil
-		}
-		body, _ := json.Marshal(u)
-		return body
-	})
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /user/{id}", func(w http.ResponseWriter, r *http.Request) {
-		body, err := cl.Call(r.Context(), "", queue, []byte(r.PathValue("id")))
-		if err != nil || len(body) == 0 {
-			http.Error(w, `{"code":"not_found"}`, http.StatusNotFound)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
-	})
-	return mux
+	cl := baseline.StartRPC(b, url, queue, 64, loadByID(users))
+	return hopHandler(func(ctx context.Context, id []byte) ([]byte, error) { return cl.Call(ctx, "", queue, id) })
 }
 
 // contractLoad is amqpLoad keeping patbus's wire contract in plain
@@ -157,7 +138,16 @@ func amqpLoad(b *testing.B, url string, users *store.Collection[user.User]) http
 func contractLoad(b *testing.B, url string, users *store.Collection[user.User]) http.Handler {
 	tag := randomTag()
 	exchange, key := "patbus.bench.loaduser."+tag, "if:load.module:user"
-	cl := baseline.StartContract(b, url, exchange, key, "patbus.bench.loaduser.contract."+tag, 64, func(id []byte) []byte {
+	cl := baseline.StartContract(b, url, exchange, key, "patbus.bench.loaduser.contract."+tag, 64, loadByID(users))
+	return hopHandler(func(ctx context.Context, id []byte) ([]byte, error) {
+		return cl.Call(ctx, exchange, key, "if:load,module:user", id)
+	})
+}
+
+// loadByID is the server side of a plain hop: the user with the id in
+// the request's body, as JSON, or nothing.
+func loadByID(users *store.Collection[user.User]) func(id []byte) []byte {
+	return func(id []byte) []byte {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		u, err := users.Load(ctx, string(id))
@@ -166,10 +156,14 @@ func contractLoad(b *testing.B, url string, users *store.Collection[user.User]) 
 		}
 		body, _ := json.Marshal(u)
 		return body
-	})
+	}
+}
+
+// hopHandler serves GET /user/{id} with the reply of call for the id.
+func hopHandler(call func(ctx context.Context, id []byte) ([]byte, error)) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /user/{id}", func(w http.ResponseWriter, r *http.Request) {
-		body, err := cl.Call(r.Context(), exchange, key, "if:load,module:user", []byte(r.PathValue("id")))
+		body, err := call(r.Context(), []byte(r.PathValue("id")))
 		if err != nil || len(body) == 0 {
 			http.Error(w, `{"code":"not_found"}`, http.StatusNotFound)
 			return

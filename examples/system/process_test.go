@@ -11,13 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/patbus/patbus/bus"
 	"github.com/patbus/patbus/examples/system/account"
 	"github.com/patbus/patbus/examples/system/config"
 	"github.com/patbus/patbus/examples/system/internal/systest"
 	"github.com/patbus/patbus/examples/system/user"
 	"github.com/patbus/patbus/internal/testenv"
-	"github.com/patbus/patbus/rpc"
 	"github.com/patbus/patbus/services"
 	"github.com/patbus/patbus/store"
 )
@@ -137,9 +135,10 @@ func TestKilledUserService(t *testing.T) {
 // The account and config services in processes of their own, on
 // RabbitMQ, with the user service, which creates the sample users that
 // the account service reads from MongoDB. The test process, on a
-// connection of its own, asks the account queue for users as the seed's
-// RPC client does, acts on the account action and on config-server, and
-// then stops each process with SIGTERM, which it must exit 0 on.
+// connection of its own, asks the account queue for users as
+// examples/rpcaccount's client does, acts on the account action and on
+// config-server, and then stops each process with SIGTERM, which it must
+// exit 0 on.
 func TestAccountAndConfigProcesses(t *testing.T) {
 	s := testSettings(t, testenv.AMQPURL(t))
 	common := []string{"-amqp", s.amqp, "-namespace", s.namespace, "-log-level", "warn"}
@@ -184,14 +183,14 @@ func TestAccountAndConfigProcesses(t *testing.T) {
 		t.Fatalf("the user service has no 甲: %+v", users)
 	}
 
-	// getUserById on the account queue: a user by its id, and the seed's
-	// request with a numeric uid, which no user has.
+	// getUserById on the account queue: a user by its id, and
+	// examples/rpcaccount's request with a numeric uid, which no user has.
 	rpcTests := []struct{ body, want string }{
 		{`{"method":"getUserById","uid":"` + id + `"}`, `{"state":1000,"msg":"ok","data":{"uid":"` + id + `","name":"甲","created":`},
 		{`{"uid":2}`, `{"state":2000,"msg":"user not found","data":null}`},
 	}
 	for _, tt := range rpcTests {
-		if got := callQueue(t, ctx, b, s.accountQueue(), tt.body); !strings.HasPrefix(got, tt.want) {
+		if got := systest.CallQueue(t, ctx, b, s.accountQueue(), tt.body); !strings.HasPrefix(got, tt.want) {
 			t.Errorf("RPC %s on %s: %s, want %s…", tt.body, s.accountQueue(), got, tt.want)
 		}
 	}
@@ -215,22 +214,6 @@ func TestAccountAndConfigProcesses(t *testing.T) {
 	if t.Failed() {
 		t.Logf("account output:\n%s\nconfig output:\n%s", accountProc.output(), configProc.output())
 	}
-}
-
-// callQueue sends body to queue as a client of RabbitMQ's RPC tutorial
-// does, on a reply queue of its own, and returns the reply's body.
-func callQueue(t *testing.T, ctx context.Context, b bus.Broker, queue, body string) string {
-	t.Helper()
-	c, err := rpc.NewClient(ctx, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	rep, err := c.Call(ctx, rpc.Request{Key: queue, Body: []byte(body)})
-	if err != nil {
-		t.Fatalf("RPC %s on %s: %v", body, queue, err)
-	}
-	return string(rep.Body)
 }
 
 // waitServing waits until GET /user answers 200 and returns the id of

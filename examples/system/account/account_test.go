@@ -16,7 +16,6 @@ import (
 	"github.com/patbus/patbus/examples/system/internal/systest"
 	"github.com/patbus/patbus/examples/system/user"
 	"github.com/patbus/patbus/internal/testenv"
-	"github.com/patbus/patbus/rpc"
 	"github.com/patbus/patbus/services"
 	"github.com/patbus/patbus/store"
 )
@@ -76,7 +75,7 @@ func TestGetUserByID(t *testing.T) {
 }
 
 // uidTests are request bodies whose uid is of each JSON type, and the
-// start of their answers. (The seed's RPC client sends a number.)
+// start of their answers. (examples/rpcaccount's client sends a number.)
 func uidTests(id string) []struct{ body, want string } {
 	const notFound = `{"state":2000,"msg":"user not found","data":null}`
 	return []struct{ body, want string }{
@@ -125,7 +124,7 @@ func TestOnTheBus(t *testing.T) {
 		// A uid of each JSON type, in the request's body as any client
 		// of the queue sends it.
 		for _, tt := range uidTests(id) {
-			if got := callRaw(t, ctx, b, queue, tt.body); !strings.HasPrefix(got, tt.want) {
+			if got := systest.CallQueue(t, ctx, b, queue, tt.body); !strings.HasPrefix(got, tt.want) {
 				t.Errorf("RPC %s: %s, want %s…", tt.body, got, tt.want)
 			}
 		}
@@ -177,22 +176,6 @@ func TestOnTheBus(t *testing.T) {
 			}
 		}
 	})
-}
-
-// callRaw sends body to the RPC queue as a client of RabbitMQ's tutorial
-// does and returns the reply's body.
-func callRaw(t *testing.T, ctx context.Context, b bus.Broker, queue, body string) string {
-	t.Helper()
-	c, err := rpc.NewClient(ctx, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	rep, err := c.Call(ctx, rpc.Request{Key: queue, Body: []byte(body)})
-	if err != nil {
-		t.Fatalf("RPC %s: %v", body, err)
-	}
-	return string(rep.Body)
 }
 
 // deleteExchanges deletes the test's exchanges from b at its end, before

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patbus/patbus/bus"
 	"github.com/patbus/patbus/examples/system/internal/embedmongo"
+	"github.com/patbus/patbus/rpc"
 	"github.com/patbus/patbus/store"
 )
 
@@ -65,4 +67,21 @@ func DB(t testing.TB) (*store.DB, string) {
 		_ = db.Close(ctx)
 	})
 	return db, uri
+}
+
+// CallQueue sends body to queue on b as a client of RabbitMQ's RPC
+// tutorial does, on a reply queue of its own, and returns the reply's
+// body; it fails the test when no reply comes within ctx.
+func CallQueue(t testing.TB, ctx context.Context, b bus.Broker, queue, body string) string {
+	t.Helper()
+	c, err := rpc.NewClient(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rep, err := c.Call(ctx, rpc.Request{Key: queue, Body: []byte(body)})
+	if err != nil {
+		t.Fatalf("RPC %s on %s: %v", body, queue, err)
+	}
+	return string(rep.Body)
 }
